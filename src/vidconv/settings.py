@@ -1,0 +1,116 @@
+"""One typed Settings object, read from ``VIDCONV_*`` environment variables.
+
+Every default gives the embedded mode: SQLite and local files under ``./var``,
+the local executor. A cluster install sets the same variables from the chart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+GiB = 1024**3
+
+
+def _default_workers() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@dataclass(frozen=True)
+class Settings:
+    # HTTP server
+    host: str = "127.0.0.1"
+    port: int = 5000
+    data_dir: Path = Path("var")
+    # Empty means: SQLite file ``vidconv.db`` in data_dir.
+    database_url: str = ""
+
+    # Storage: "local" (files under data_dir/objects) or "s3" (MinIO or any S3).
+    storage: str = "local"
+    s3_endpoint: str = "http://127.0.0.1:9000"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "vidconv"
+
+    # Executor: "local" (subprocess pool here) or "kubernetes" (ConversionTask CRs).
+    executor: str = "local"
+    workers: int = field(default_factory=_default_workers)
+
+    # Auth. Empty jwt_secret in embedded mode: generated once and kept in data_dir.
+    jwt_secret: str = ""
+    jwt_issuer: str = "vidconv"
+    jwt_audience: str = "vidconv-api"
+    token_lifetime_seconds: int = 24 * 3600
+
+    # Limits on what a user may hand us.
+    max_upload_bytes: int = 2 * GiB
+    max_input_bytes: int = 2 * GiB
+    max_duration_seconds: float = 4 * 3600
+    max_width: int = 7680
+    max_height: int = 4320
+    transcode_timeout_seconds: float = 6 * 3600
+
+    # Transcoder
+    ffmpeg: str = ""  # path to ffmpeg; empty: PATH, then imageio-ffmpeg's binary
+    scratch_dir: str = ""  # empty: the system temp dir
+
+    # Kubernetes mode
+    namespace: str = "default"
+    transcoder_image: str = "vidconv-transcoder:latest"
+    kueue_queue: str = ""
+
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``VIDCONV_<FIELD>`` variables; unknown types fail loudly."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"VIDCONV_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _parse(f.name, f.type, raw)
+        return cls(**values)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'vidconv.db').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        return self.data_dir / "objects"
+
+    @property
+    def s3_secure(self) -> bool:
+        return self.s3_endpoint.startswith("https://")
+
+    @property
+    def s3_host(self) -> str:
+        """host:port of the S3 endpoint, as the minio client wants it."""
+        return self.s3_endpoint.split("://", 1)[-1].rstrip("/")
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    # With ``from __future__ import annotations`` field types are strings.
+    kind = str(type_name)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(raw)
+    except ValueError as exc:
+        raise ValueError(f"VIDCONV_{name.upper()}={raw!r} is not a valid {kind}") from exc
+    return raw
+
+
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,94 @@
+"""Shared fixtures: real PostgreSQL and S3 servers, and small generated video clips."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests import servers
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[servers.PostgresServer]:
+    try:
+        cm = servers.postgres_server()
+        server = cm.__enter__()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
+        servers.unavailable("postgres", str(exc))
+    try:
+        yield server
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_url(postgres: servers.PostgresServer) -> str:
+    """URL of a fresh, empty PostgreSQL database for one test."""
+    return postgres.create_database("t_" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[servers.S3Server]:
+    try:
+        cm = servers.s3_server()
+        server = cm.__enter__()
+    except Exception as exc:  # noqa: BLE001
+        servers.unavailable("s3", str(exc))
+    try:
+        yield server
+    finally:
+        cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def s3_env(s3: servers.S3Server) -> dict[str, str]:
+    """VIDCONV_* variables for S3 storage with a fresh bucket that exists."""
+    from minio import Minio
+
+    bucket = "t-" + uuid.uuid4().hex[:12]
+    client = Minio(s3.endpoint.split("://")[1], access_key=s3.access_key,
+                   secret_key=s3.secret_key, secure=False, region=s3.region)
+    client.make_bucket(bucket)
+    return {"VIDCONV_STORAGE": "s3", **s3.env(bucket)}
+
+
+def ffmpeg_path() -> str:
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="session")
+def make_clip(clip_dir: Path) -> Callable[..., Path]:
+    """Generate (once per session) a test clip: testsrc2 video + sine audio."""
+
+    def make(
+        seconds: float = 2.0, width: int = 320, height: int = 240, fps: int = 30,
+        ext: str = "mp4", audio: bool = True, extra: tuple[str, ...] = (),
+    ) -> Path:
+        name = f"clip-{seconds}s-{width}x{height}-{fps}-{int(audio)}-{abs(hash(extra))}.{ext}"
+        out = clip_dir / name
+        if out.exists():
+            return out
+        cmd = [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-y",
+               "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate={fps}:duration={seconds}"]
+        if audio:
+            cmd += ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}"]
+        cmd += [*extra, "-pix_fmt", "yuv420p", "-shortest", str(out)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        return out
+
+    return make

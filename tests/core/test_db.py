@@ -1,0 +1,78 @@
+"""The migrations and the idempotent task writes, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidconv.db import updates
+from vidconv.db.models import Task, TaskState, User
+from vidconv.db.session import make_engine, make_sessionmaker, upgrade
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'db.sqlite'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def sessions(db_url: str) -> sessionmaker[Session]:
+    upgrade(db_url)
+    return make_sessionmaker(make_engine(db_url))
+
+
+def _task(sessions: sessionmaker[Session]) -> str:
+    with sessions.begin() as s:
+        user = User(username="ana", email="ana@example.com", password_hash="x")
+        s.add(user)
+        s.flush()
+        task = Task(owner_id=user.id, conversion_type="mp4", input_key="in", output_key="out")
+        s.add(task)
+        s.flush()
+        return task.id
+
+
+def test_migrations_create_tables_and_are_repeatable(db_url: str) -> None:
+    upgrade(db_url)
+    upgrade(db_url)  # a second start-up applies nothing and does not fail
+    tables = set(inspect(make_engine(db_url)).get_table_names())
+    assert {"users", "tasks", "alembic_version"} <= tables
+
+
+def test_task_goes_pending_started_success_and_stays_finished(
+    sessions: sessionmaker[Session],
+) -> None:
+    task_id = _task(sessions)
+    assert updates.record_started(sessions, task_id)
+    assert updates.record_progress(sessions, task_id, 40)
+    assert not updates.record_progress(sessions, task_id, 10)  # never goes backwards
+    assert updates.record_result(
+        sessions, task_id, {"status": "ok", "size": 1234, "duration": 2.0}
+    )
+    # A replayed failure after success changes nothing.
+    assert not updates.record_failure(sessions, task_id, error="late", code="x")
+    with sessions() as s:
+        task = s.get(Task, task_id)
+        assert task is not None
+        assert task.status == TaskState.SUCCESS
+        assert task.progress == 100.0
+        assert (task.output_size, task.output_duration, task.error) == (1234, 2.0, None)
+        assert task.started_at is not None and task.finished_at is not None
+
+
+def test_failure_result_keeps_the_error_and_code(sessions: sessionmaker[Session]) -> None:
+    task_id = _task(sessions)
+    updates.record_result(
+        sessions, task_id, {"status": "error", "error": "not a video", "code": "invalid_input"}
+    )
+    with sessions() as s:
+        task = s.get(Task, task_id)
+        assert task is not None
+        assert (task.status, task.error, task.error_code) == (
+            "FAILURE", "not a video", "invalid_input"
+        )
