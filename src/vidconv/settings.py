@@ -60,8 +60,21 @@ class Settings:
 
     # Kubernetes mode
     namespace: str = "default"
+    kubeconfig: str = ""  # empty: in-cluster config, else $KUBECONFIG / ~/.kube/config
     transcoder_image: str = "vidconv-transcoder:latest"
-    kueue_queue: str = ""
+    transcoder_image_pull_policy: str = "IfNotPresent"
+    kueue_queue: str = ""  # set: Jobs are created suspended for Kueue to admit
+    # The Job the operator builds for each task (the chart sets these from values).
+    job_service_account: str = "vidconv-transcoder"
+    job_s3_secret: str = "vidconv-s3"  # Secret with keys accessKey, secretKey
+    job_cpu_request: str = "1"
+    job_memory_request: str = "512Mi"
+    job_cpu_limit: str = "2"
+    job_memory_limit: str = "2Gi"
+    job_scratch_size: str = "10Gi"
+    job_backoff_limit: int = 2
+    job_active_deadline_seconds: int = 6 * 3600
+    job_ttl_seconds_after_finished: int = 3600
 
     log_level: str = "info"
 
