@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN_DIRS = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
+PG_BIN_DIRS = [f"/usr/lib/postgresql/{v}/bin" for v in (15, 16, 17)]
 
 
 def required(name: str) -> bool:
@@ -91,7 +91,8 @@ class PostgresServer:
         subprocess.run(
             [*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-w",
              "-l", str(self.data_dir / "server.log"),
-             "-o", f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+             "-o", f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+                   " -c fsync=off",
              "start"],
             check=True, capture_output=True,
         )

@@ -12,7 +12,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("serve", help="run the REST API (and local workers) with uvicorn")
     sub.add_parser("operator", help="run the kopf operator (Kubernetes mode)")
     sub.add_parser(
-        "transcode", help="run the transcoder (same as python -m vidconv.transcoder)", add_help=False
+        "transcode",
+        help="run the transcoder (same as python -m vidconv.transcoder)",
+        add_help=False,
     )
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)

@@ -120,15 +120,26 @@ class LocalStorage:
 
 class S3Storage:
     def __init__(self, settings: Settings, bucket: str | None = None) -> None:
+        import urllib3
         from minio import Minio
 
         self.bucket = bucket or settings.s3_bucket
+        # Bounded connect timeout and few retries: a dead endpoint must fail fast (readiness,
+        # the transcoder's exit 1), not hang for minutes in minio's default retry loop.
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=5, read=120),
+            retries=urllib3.Retry(
+                total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
+            maxsize=8,
+        )
         self.client = Minio(
             settings.s3_host,
             access_key=settings.s3_access_key or None,
             secret_key=settings.s3_secret_key or None,
             secure=settings.s3_secure,
             region=settings.s3_region,
+            http_client=http,
         )
 
     def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
