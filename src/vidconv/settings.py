@@ -53,6 +53,9 @@ class Settings:
     max_width: int = 7680
     max_height: int = 4320
     transcode_timeout_seconds: float = 6 * 3600
+    # JSON task inputs given as http(s) URLs: "public" (refuse loopback/private/link-local
+    # addresses: no SSRF into the host network), "any", or "off".
+    url_inputs: str = "public"
 
     # Transcoder
     ffmpeg: str = ""  # path to ffmpeg; empty: PATH, then imageio-ffmpeg's binary
