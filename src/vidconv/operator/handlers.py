@@ -1,0 +1,147 @@
+"""kopf handlers: thin, typed, and stateless (everything lives in the API server and the DB).
+
+How the operator follows a Job, and why it survives restarts: Jobs are watched with a
+label-filtered ``@kopf.on.event`` (not a per-CR timer or daemon). kopf lists every matching Job
+when it starts, so an operator restarted mid-task sees the current state of each Job at once, and
+the end of a Job that finished while it was down is not lost. Each event is mapped to the CR's
+status (a pure function of the Job and its pods), and the CR's status is mirrored into the
+database by a second event handler on the CR: the CR is the one source the database follows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import kopf
+import sqlalchemy.exc
+
+from vidconv import resources
+from vidconv.operator import events
+from vidconv.operator.context import Context
+from vidconv.operator.job import build_job
+from vidconv.operator.status import TERMINAL, job_outcome, mirror_status, status_patch
+
+CR = (resources.GROUP, resources.VERSION, resources.PLURAL)
+DB_BACKOFF = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+@kopf.on.create(*CR)
+@kopf.on.resume(*CR)
+async def ensure_job(
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
+    logger: kopf.Logger, **_: Any,
+) -> None:
+    """Create the task's Job (once: 409 AlreadyExists means an earlier run did)."""
+    if status.get("phase") in TERMINAL:
+        return
+    ctx: Context = memo.ctx
+    manifest = build_job(body, ctx.settings)
+    name = manifest["metadata"]["name"]
+    if await asyncio.to_thread(ctx.cluster.create_job, manifest):
+        logger.info("created Job %s", name)
+        events.normal(body, events.JOB_CREATED, f"created Job {name}")
+    if not status.get("phase"):
+        patch.status["phase"] = "Pending"
+    if status.get("jobName") != name:
+        patch.status["jobName"] = name
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={resources.TASK_LABEL: kopf.PRESENT})
+async def follow_job(
+    type: str | None, body: kopf.Body, meta: kopf.Meta, namespace: str | None,
+    memo: kopf.Memo, logger: kopf.Logger, **_: Any,
+) -> None:
+    """Mirror a Job's state into its ConversionTask's status."""
+    owner = _owner(meta)
+    if type == "DELETED" or owner is None or namespace is None:
+        return
+    ctx: Context = memo.ctx
+    outcome = job_outcome(body)
+    if outcome.finished:  # only the end needs the pods (for the termination message)
+        pods = await asyncio.to_thread(ctx.cluster.job_pods, namespace, meta["name"])
+        outcome = job_outcome(body, pods)
+    task = await asyncio.to_thread(ctx.cluster.get_task, namespace, owner["name"])
+    if task is None or task["metadata"].get("uid") != owner.get("uid"):
+        return
+    if task["metadata"].get("deletionTimestamp"):
+        return
+    change = status_patch(outcome, task.get("status") or {})
+    if not change:
+        return
+    await asyncio.to_thread(ctx.cluster.patch_task_status, namespace, owner["name"], change)
+    ref = events.ref(namespace, owner["name"], owner["uid"])
+    phase = change.get("phase")
+    if phase == "Running":
+        events.normal(ref, events.STARTED, f"Job {meta['name']} is running")
+    elif phase == "Succeeded":
+        events.normal(ref, events.SUCCEEDED, "converted")
+    elif phase == "Failed":
+        events.warning(ref, events.FAILED, f"{change.get('reason')}: {change.get('message')}")
+    logger.info("task %s: %s", owner["name"], change)
+
+
+@kopf.on.event(*CR)
+async def mirror_to_database(
+    type: str | None, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo,
+    logger: kopf.Logger, **_: Any,
+) -> None:
+    """Copy phase, progress and result into the task row the API serves."""
+    if type == "DELETED" or not status.get("phase") or not spec.get("taskId"):
+        return
+    ctx: Context = memo.ctx
+    task_id = str(spec["taskId"])
+    snapshot = dict(status)
+    await with_db_retry(body, logger, lambda: mirror_status(ctx.sessions, task_id, snapshot))
+
+
+@kopf.on.delete(*CR)
+async def cancelled(
+    body: kopf.Body, spec: kopf.Spec, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+) -> None:
+    """A deleted CR stops its conversion (the Job goes with it by owner reference)."""
+    ctx: Context = memo.ctx
+    task_id = str(spec.get("taskId") or "")
+    if task_id:
+        await with_db_retry(body, logger, lambda: mirror_status(
+            ctx.sessions, task_id, {"phase": "Cancelled"}))
+    events.normal(body, events.DELETED, "the task was deleted; its Job is deleted with it")
+
+
+async def with_db_retry(
+    body: Mapping[str, Any], logger: logging.Logger | kopf.Logger, write: Callable[[], None]
+) -> None:
+    """Run a database write until it works: an outage delays the mirror, never loses it.
+
+    The first failure posts a Warning event on the CR, the recovery a Normal one. If the
+    operator stops meanwhile, kopf's listing on the next start replays the write.
+    """
+    failures = 0
+    while True:
+        try:
+            await asyncio.to_thread(write)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as exc:
+            delay = DB_BACKOFF[min(failures, len(DB_BACKOFF) - 1)]
+            if failures == 0:
+                events.warning(
+                    body, events.DB_UNAVAILABLE,
+                    f"cannot write the task to the database; retrying: {str(exc)[:300]}",
+                )
+            logger.warning("database write failed (%s); retrying in %ss", exc, delay)
+            failures += 1
+            await asyncio.sleep(delay)
+            continue
+        if failures:
+            events.normal(body, events.DB_RECOVERED, f"database written after {failures} retries")
+        return
+
+
+def _owner(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("kind") == resources.KIND and ref.get("apiVersion", "").startswith(
+            resources.GROUP + "/"
+        ):
+            return ref  # type: ignore[no-any-return]
+    return None
