@@ -78,6 +78,8 @@ class Settings:
     job_backoff_limit: int = 2
     job_active_deadline_seconds: int = 6 * 3600
     job_ttl_seconds_after_finished: int = 3600
+    # The operator's liveness endpoint (kopf serves it; empty: none).
+    operator_liveness: str = "http://0.0.0.0:8080/healthz"
 
     log_level: str = "info"
 
