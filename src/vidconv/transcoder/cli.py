@@ -1,0 +1,178 @@
+"""``python -m vidconv.transcoder --input SRC --output DST --format FMT [--option KEY=VALUE ...]``.
+
+Download to scratch -> sniff + probe + allow-list -> ffmpeg -> verify -> upload -> result.
+Exit 0 done, 2 the input can't be converted (permanent), 1 anything else (retryable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from vidconv.formats import FormatError, Profile, get_profile, validate_options
+from vidconv.settings import Settings
+from vidconv.transcoder import ffmpeg, locations
+from vidconv.transcoder.errors import BadInput, Retryable, Terminated, TranscodeError
+from vidconv.transcoder.probe import identify, probe, sniff
+from vidconv.transcoder.report import Reporters
+from vidconv.transcoder.tools import Tools, locate
+
+log = logging.getLogger("vidconv.transcoder")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # a result line and exit 2, not just usage text
+        raise BadInput("usage", f"Invalid arguments: {message}.")
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = _Parser(prog="python -m vidconv.transcoder", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", required=True, help="local path or s3://bucket/key")
+    parser.add_argument("--output", required=True, help="local path or s3://bucket/key")
+    parser.add_argument("--format", required=True, help="target format, e.g. mp4")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="profile option (max_height, video_bitrate, quality, audio, start, "
+                             "duration); repeatable")
+    return parser.parse_args(argv)
+
+
+def parse_options(pairs: list[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput("invalid_option", f"Option {pair!r} is not KEY=VALUE.")
+        if key in options:
+            raise BadInput("invalid_option", f"Option {key} is given twice.")
+        options[key] = value
+    return options
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
+def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
+            scratch: Path) -> dict[str, Any]:
+    try:
+        profile = get_profile(args.format)
+        options = validate_options(args.format, parse_options(args.option))
+    except FormatError as exc:
+        raise BadInput(exc.code, str(exc)) from exc
+    tools = locate(settings)
+    log.info("ffmpeg %s (from %s), probe with %s", tools.ffmpeg, tools.source,
+             tools.ffprobe or "ffmpeg -i")
+    source = scratch / "input"
+    size = locations.fetch(settings, args.input, source)
+    info = identify(tools, source)
+    log.info("input %s: %d bytes, %s, %s s, video %s, audio %s", args.input, size,
+             info.format_name, info.duration, info.video, info.audio)
+    _check_bounds(settings, profile, info, options)
+
+    output = scratch / f"output.{profile.extension}"
+    cmd = ffmpeg.build_command(tools.ffmpeg, info, source, output, profile, options,
+                               settings.max_duration_seconds)
+    expected = ffmpeg.expected_duration(info, options)
+    log.info("running %s", " ".join(cmd))
+    reporters.progress({"event": "progress", "progress": 0, "fps": None, "speed": None,
+                        "out_time": 0.0})
+    run = ffmpeg.run(cmd, expected, settings.transcode_timeout_seconds, reporters.progress)
+    result = _verify(tools, output, profile, expected)
+    reporters.progress({"event": "progress", "progress": 100, "fps": None,
+                        "speed": round(run.out_time / run.elapsed, 2) if run.elapsed else None,
+                        "out_time": round(run.out_time, 3)})
+    uploaded = locations.deliver(settings, output, args.output)
+    return {"event": "result", "status": "ok", "output": args.output, "size": uploaded,
+            **result, "format": profile.name, "command": cmd,
+            "ffmpeg": tools.ffmpeg, "ffmpeg_source": tools.source}
+
+
+def _check_bounds(settings: Settings, profile: Profile, info: Any, options: dict[str, Any]) -> None:
+    if info.duration is not None and info.duration > settings.max_duration_seconds:
+        raise BadInput("too_long", f"The input lasts {info.duration:.0f} s, more than the limit "
+                                   f"of {settings.max_duration_seconds:g} s.")
+    if info.video is not None and (info.video.width > settings.max_width
+                                   or info.video.height > settings.max_height):
+        raise BadInput("resolution_too_large",
+                       f"The input is {info.video.width}x{info.video.height}, more than the "
+                       f"limit of {settings.max_width}x{settings.max_height}.")
+    if profile.video is not None and info.video is None:
+        raise BadInput("no_video", f"The input has no video stream to convert to {profile.name}.")
+    if profile.audio_only and info.audio is None:
+        raise BadInput("no_audio", f"The input has no audio stream to convert to {profile.name}.")
+    start = float(options.get("start", 0))
+    if start and info.duration is not None and start >= info.duration:
+        raise BadInput("invalid_option", f"Option start={start:g} is at or after the input's "
+                                         f"end ({info.duration:.2f} s).")
+
+
+def _verify(tools: Tools, output: Path, profile: Profile, expected: float | None
+            ) -> dict[str, Any]:
+    """Probe what ffmpeg wrote; an output much shorter than promised means a damaged input."""
+    if not output.is_file() or output.stat().st_size == 0:
+        raise BadInput("conversion_failed", "ffmpeg produced no output from this input.")
+    demuxer = sniff(output)
+    if demuxer is None:
+        raise Retryable("output_unreadable", "The converted file is not readable.")
+    info = probe(tools, output, demuxer)
+    if expected and info.duration is not None and info.duration < expected - max(1.0,
+                                                                                expected * 0.1):
+        raise BadInput("truncated_input",
+                       f"Only {info.duration:.1f} s of the expected {expected:.1f} s could be "
+                       "decoded; the input is truncated or damaged.")
+    return {"duration": round(info.duration, 3) if info.duration is not None else None,
+            "video_codec": info.video.codec if info.video else None,
+            "audio_codec": info.audio.codec if info.audio else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = Settings.from_env()
+    logging.basicConfig(stream=sys.stderr, level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _on_signal)
+    reporters = Reporters.from_env()
+    started = time.monotonic()
+    scratch: Path | None = None
+    try:
+        try:
+            args = parse_args(sys.argv[1:] if argv is None else argv)
+            base = settings.scratch_dir or None
+            if base:
+                Path(base).mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix="vidconv-", dir=base))
+            result = convert(settings, args, reporters, scratch)
+            code = 0
+        except TranscodeError as exc:
+            result, code = _error(exc.code, exc.message), exc.exit_code
+        except Terminated as exc:
+            result, code = _error("terminated", f"Stopped by {exc}."), 1
+        except OSError as exc:  # scratch full or unwritable: another node/attempt may do better
+            result, code = _error("os_error", f"System error: {exc}."), 1
+        except Exception as exc:  # noqa: BLE001 - a bug: still answer with a result line
+            log.exception("unexpected failure")
+            result, code = _error("internal_error", f"Unexpected error: {exc!r}."), 1
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the result must get out whole
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        log.info("%s in %.2f s: %s", "done" if code == 0 else "failed",
+                 time.monotonic() - started, result.get("error", result.get("output")))
+        reporters.result(result)
+    finally:
+        reporters.close()
+    return code
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"event": "result", "status": "error", "error": message, "code": code}

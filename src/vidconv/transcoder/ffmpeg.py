@@ -1,0 +1,172 @@
+"""Build the ffmpeg command for a profile, run it, turn ``-progress`` output into events."""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from vidconv.formats import Profile, encode_args
+from vidconv.transcoder.errors import BadInput, Retryable
+from vidconv.transcoder.probe import MediaInfo, input_args
+
+log = logging.getLogger("vidconv.transcoder")
+
+PROGRESS_INTERVAL = 1.0  # seconds between progress events
+
+
+def build_command(ffmpeg: str, info: MediaInfo, src: Path, dst: Path, profile: Profile,
+                  options: Mapping[str, Any], max_duration: float) -> list[str]:
+    cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
+           "-progress", "pipe:1", *input_args(info.demuxer)]
+    if options.get("start"):
+        cmd += ["-ss", _seconds(options["start"])]  # input seek: fast, exact when re-encoding
+    cmd += ["-i", f"file:{src}"]
+    limit = options.get("duration")
+    if info.duration is None:
+        # Unknown length (e.g. a browser recording): cap the work at the allowed maximum.
+        limit = min(limit or max_duration, max_duration)
+    if limit:
+        cmd += ["-t", _seconds(limit)]
+    keep_audio = info.audio is not None and options.get("audio", True)
+    if profile.video is not None:
+        cmd += ["-map", "0:V:0"]  # the first real video stream (capital V: no cover art)
+    if keep_audio:
+        cmd += ["-map", "0:a:0"]
+    # No metadata, chapters, subtitles or data: nothing of the input's but picture and sound.
+    cmd += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
+    cmd += encode_args(profile, options, has_audio=bool(keep_audio))
+    cmd += [*profile.muxer_args, "-f", profile.muxer, "-y", f"file:{dst}"]
+    return cmd
+
+
+def _seconds(value: float) -> str:
+    return f"{float(value):.3f}"
+
+
+def expected_duration(info: MediaInfo, options: Mapping[str, Any]) -> float | None:
+    if info.duration is None:
+        return options.get("duration")
+    remaining = max(0.0, info.duration - float(options.get("start", 0)))
+    if "duration" in options:
+        return min(remaining, float(options["duration"]))
+    return remaining
+
+
+try:  # loaded before any fork: the child only makes one call
+    _PRCTL: Any = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    # Linux: if we are SIGKILLed, the kernel kills ffmpeg too (PR_SET_PDEATHSIG = 1).
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)
+
+
+@dataclass
+class RunResult:
+    elapsed: float
+    out_time: float
+
+
+def run(cmd: list[str], expected: float | None, timeout: float,
+        on_progress: Callable[[dict[str, Any]], None]) -> RunResult:
+    """Run ffmpeg; call ``on_progress`` at most every PROGRESS_INTERVAL; raise on failure."""
+    started = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            preexec_fn=_die_with_parent)
+    assert proc.stdout is not None and proc.stderr is not None
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    reader = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
+    reader.start()
+    timed_out = threading.Event()
+
+    def kill_on_timeout() -> None:
+        timed_out.set()
+        _kill(proc)
+
+    timer = threading.Timer(timeout, kill_on_timeout)
+    timer.daemon = True
+    timer.start()
+    out_time = 0.0
+    try:
+        block: dict[str, str] = {}
+        last = 0.0
+        for raw in proc.stdout:
+            key, _, value = raw.decode("utf-8", "replace").strip().partition("=")
+            block[key] = value
+            if key != "progress":
+                continue
+            out_time = _out_time(block, out_time)
+            now = time.monotonic()
+            if value != "end" and now - last >= PROGRESS_INTERVAL:
+                last = now
+                on_progress(_event(block, out_time, expected))
+            block = {}
+        proc.wait()
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            _kill(proc)  # an exception (SIGTERM) interrupted us: ffmpeg must not outlive us
+        reader.join(5)
+    elapsed = time.monotonic() - started
+    if timed_out.is_set():
+        raise BadInput("timeout", f"The conversion took longer than the {timeout:g} s limit.")
+    if proc.returncode != 0:
+        detail = " ".join(tail)[-300:] or f"exit status {proc.returncode}"
+        if proc.returncode < 0 or "No space left" in detail or "Cannot allocate" in detail:
+            raise Retryable("ffmpeg_failed", f"ffmpeg stopped: {detail}")
+        raise BadInput("conversion_failed", f"ffmpeg could not convert the input: {detail}")
+    return RunResult(elapsed, out_time)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def _drain(stream: IO[bytes], tail: collections.deque[str]) -> None:
+    for line in stream:
+        text = line.decode("utf-8", "replace").rstrip()
+        if text:
+            tail.append(text)
+            log.debug("ffmpeg: %s", text)
+
+
+def _out_time(block: Mapping[str, str], previous: float) -> float:
+    for key in ("out_time_us", "out_time_ms"):  # both are microseconds (an old ffmpeg quirk)
+        try:
+            return max(0.0, int(block[key]) / 1e6)
+        except (KeyError, ValueError):
+            continue
+    return previous
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float((text or "").rstrip("x"))
+    except ValueError:
+        return None
+
+
+def _event(block: Mapping[str, str], out_time: float, expected: float | None) -> dict[str, Any]:
+    percent = 0.0
+    if expected:
+        percent = min(99.0, 100.0 * out_time / expected)  # 100 only once ffmpeg succeeded
+    return {"event": "progress", "progress": round(percent, 1), "fps": _number(block.get("fps")),
+            "speed": _number(block.get("speed")), "out_time": round(out_time, 3)}

@@ -1,0 +1,79 @@
+"""Where the input comes from and the output goes: a local path or ``s3://bucket/key``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from vidconv.settings import Settings
+from vidconv.storage import ObjectNotFound, S3Storage, StorageError, parse_s3_url
+from vidconv.transcoder.errors import BadInput, Retryable
+
+
+def is_s3(location: str) -> bool:
+    return location.startswith("s3://")
+
+
+def _s3(settings: Settings, location: str) -> tuple[S3Storage, str]:
+    try:
+        bucket, key = parse_s3_url(location)
+    except ValueError as exc:
+        raise BadInput("invalid_location", f"{location!r} is not an s3://bucket/key URL.") from exc
+    return S3Storage(settings, bucket), key
+
+
+def _too_large(size: int, limit: int) -> BadInput:
+    return BadInput("input_too_large",
+                    f"The input is {size} bytes, more than the limit of {limit} bytes.")
+
+
+def fetch(settings: Settings, src: str, dest: Path) -> int:
+    """Copy the input into scratch (ffmpeg only ever reads our own copy); return its size."""
+    limit = settings.max_input_bytes
+    if is_s3(src):
+        storage, key = _s3(settings, src)
+        try:
+            size = storage.size(key)
+            if size > limit:
+                raise _too_large(size, limit)
+            storage.get_file(key, dest)
+        except ObjectNotFound as exc:
+            raise BadInput("input_not_found", f"The input {src} does not exist.") from exc
+        except StorageError as exc:
+            raise Retryable("storage_unavailable", f"Could not download the input: {exc}.") from exc
+    else:
+        source = Path(src)
+        if not source.is_file():
+            raise BadInput("input_not_found", f"The input {src} does not exist.")
+        size = source.stat().st_size
+        if size > limit:
+            raise _too_large(size, limit)
+        try:
+            shutil.copyfile(source, dest)
+        except OSError as exc:
+            raise Retryable("scratch_error", f"Could not copy the input: {exc}.") from exc
+    size = dest.stat().st_size
+    if size > limit:  # the object may have changed between stat and download
+        raise _too_large(size, limit)
+    return size
+
+
+def deliver(settings: Settings, path: Path, dst: str) -> int:
+    """Upload/copy the finished output; readers never see a partial file."""
+    if is_s3(dst):
+        storage, key = _s3(settings, dst)
+        try:
+            return storage.put_file(key, path)  # multipart for large files
+        except StorageError as exc:
+            raise Retryable("storage_unavailable", f"Could not upload the output: {exc}.") from exc
+    target = Path(dst)
+    tmp = target.with_name(target.name + ".part")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, tmp)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise Retryable("output_error", f"Could not write the output {dst}: {exc}.") from exc
+    return target.stat().st_size
