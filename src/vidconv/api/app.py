@@ -1,0 +1,51 @@
+"""The Starlette application, assembled in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+from starlette.applications import Starlette
+
+from vidconv.api.context import AppContext, build_context
+from vidconv.api.errors import EXCEPTION_HANDLERS
+from vidconv.api.routes import auth, docs, health, tasks
+from vidconv.db.session import upgrade
+from vidconv.settings import Settings, get_settings
+from vidconv.storage import StorageError
+
+log = logging.getLogger("vidconv.api")
+
+
+def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        # Migrations at every start: idempotent, and the same ones on SQLite and PostgreSQL.
+        await anyio.to_thread.run_sync(upgrade, ctx.settings.sqlalchemy_url)
+        ensure_bucket = getattr(ctx.storage, "ensure_bucket", None)
+        if ensure_bucket is not None:
+            try:
+                await anyio.to_thread.run_sync(ensure_bucket)
+            except StorageError as exc:  # /readyz reports it; the app still starts
+                log.warning("storage not ready: %s", exc)
+        await ctx.executor.start()
+        try:
+            yield
+        finally:
+            await ctx.executor.stop()
+            ctx.engine.dispose()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    ctx = build_context(settings or get_settings())
+    app = Starlette(
+        routes=[*auth.routes, *tasks.routes, *health.routes, *docs.routes],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=_lifespan(ctx),
+    )
+    app.state.ctx = ctx
+    return app

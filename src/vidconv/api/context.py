@@ -1,0 +1,55 @@
+"""What every request handler needs, built once per app: settings, database, storage, executor."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidconv.api.executors.base import Executor, make_executor
+from vidconv.api.security import load_or_create_secret
+from vidconv.db.session import make_engine, make_sessionmaker
+from vidconv.settings import Settings
+from vidconv.storage import Storage, make_storage
+
+log = logging.getLogger("vidconv.api")
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    storage: Storage
+    executor: Executor
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where uploads land before they become objects (same disk as local objects)."""
+        return self.settings.data_dir / "tmp"
+
+
+def prepare_settings(settings: Settings) -> Settings:
+    """Create the data dirs and fill in a JWT secret when none is configured."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    (settings.data_dir / "tmp").mkdir(exist_ok=True)
+    if settings.storage == "local":
+        settings.objects_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.jwt_secret:
+        if settings.executor != "local":
+            log.warning("VIDCONV_JWT_SECRET is unset: API replicas will not accept each other's "
+                        "tokens; set it from a Secret")
+        settings = replace(settings, jwt_secret=load_or_create_secret(settings.data_dir))
+    return settings
+
+
+def build_context(settings: Settings) -> AppContext:
+    settings = prepare_settings(settings)
+    engine = make_engine(settings.sqlalchemy_url)
+    sessions = make_sessionmaker(engine)
+    storage = make_storage(settings)
+    executor = make_executor(settings, sessions, storage)
+    return AppContext(settings, engine, sessions, storage, executor)

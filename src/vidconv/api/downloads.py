@@ -1,0 +1,72 @@
+"""Stream an object as an attachment, with single-range HTTP Range support (206 / 416)."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote
+
+import anyio.to_thread
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from vidconv import formats
+from vidconv.api.errors import ApiError
+from vidconv.storage import ObjectNotFound, Storage
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """(start, end) inclusive for one satisfiable range; None to send everything.
+
+    Several ranges or a malformed header: ignore it and send the whole file (RFC 9110 allows
+    that). A well-formed single range that misses the file raises 416.
+    """
+    match = _RANGE.match(header.strip().replace(" ", ""))
+    if not match or (not match[1] and not match[2]):
+        return None
+    first, last = match[1], match[2]
+    if not first:  # suffix: the last N bytes
+        length = int(last)
+        if length == 0 or size == 0:
+            raise ApiError(416, "range not satisfiable", {"Content-Range": f"bytes */{size}"})
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise ApiError(416, "range not satisfiable", {"Content-Range": f"bytes */{size}"})
+    return start, end
+
+
+def _content_type(fmt: str) -> str:
+    profile = formats.FORMATS.get(fmt)
+    return profile.mime_type if profile else "application/octet-stream"
+
+
+async def object_response(
+    request: Request, storage: Storage, key: str, filename: str, fmt: str
+) -> Response:
+    try:
+        size = await anyio.to_thread.run_sync(storage.size, key)
+    except ObjectNotFound:
+        raise ApiError(409, "the converted file is missing; convert again") from None
+    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
+    headers = {
+        "Content-Disposition": (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+        ),
+        "Accept-Ranges": "bytes",
+    }
+    status, start, end = 200, 0, size - 1
+    wanted = request.headers.get("range")
+    if wanted:
+        chosen = parse_range(wanted, size)
+        if chosen is not None:
+            status, (start, end) = 206, chosen
+            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    headers["Content-Length"] = str(max(0, end + 1 - start))
+    if request.method == "HEAD" or size == 0:
+        return Response(status_code=status, headers=headers, media_type=_content_type(fmt))
+    # A sync iterator: Starlette pulls it in a worker thread, one chunk at a time.
+    body = storage.iter_range(key, start, end)
+    return StreamingResponse(body, status, headers=headers, media_type=_content_type(fmt))

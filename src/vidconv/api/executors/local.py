@@ -1,0 +1,242 @@
+"""The embedded executor: a bounded pool of ``python -m vidconv.transcoder`` subprocesses.
+
+Each worker takes a task id from the queue, runs exactly the command a Kubernetes Job's
+container runs, copies the progress lines into the row (throttled) and the result line into
+the row's end state, all through ``vidconv.db.updates``. A conversion runs in its own process
+group, so cancelling it ends the transcoder and its ffmpeg together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidconv.db import updates
+from vidconv.db.models import Task, TaskState
+from vidconv.settings import Settings
+from vidconv.storage import Storage
+
+log = logging.getLogger("vidconv.executor")
+
+MAX_ATTEMPTS = 2  # a retryable failure (exit 1) or a restart mid-conversion gets one more try
+GRACE_SECONDS = 5.0  # SIGTERM, then SIGKILL after this
+PROGRESS_INTERVAL = 0.5  # seconds between progress writes
+STDERR_TAIL = 4000
+# Settings the transcoder has no business seeing.
+_PRIVATE = {"jwt_secret", "database_url"}
+
+
+def transcoder_env(settings: Settings) -> dict[str, str]:
+    """The environment contract of the Job's container, filled from this process's settings."""
+    env = dict(os.environ)
+    for f in fields(settings):
+        if f.name not in _PRIVATE:
+            env[f"VIDCONV_{f.name.upper()}"] = str(getattr(settings, f.name))
+    for name in _PRIVATE:
+        env.pop(f"VIDCONV_{name.upper()}", None)
+    return env
+
+
+def transcoder_command(storage: Storage, task: Task) -> list[str]:
+    cmd = [sys.executable, "-m", "vidconv.transcoder",
+           "--input", storage.locator(task.input_key),
+           "--output", storage.locator(task.output_key),
+           "--format", task.conversion_type]
+    for key, value in sorted((task.options or {}).items()):
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        cmd += ["--option", f"{key}={text}"]
+    return cmd
+
+
+class LocalExecutor:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage
+    ) -> None:
+        self.settings, self.sessions, self.storage = settings, sessions, storage
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._cancelled: set[str] = set()
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._queue = asyncio.Queue()  # bound to the loop that runs the app
+        self._stopping = False
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"vidconv-worker-{i}")
+            for i in range(max(1, self.settings.workers))
+        ]
+        for task_id in await asyncio.to_thread(self._recover):
+            self._queue.put_nowait(task_id)
+
+    def _recover(self) -> list[str]:
+        """Tasks a previous run left unfinished: queue them again, or fail them clearly."""
+        unfinished = (TaskState.PENDING.value, TaskState.STARTED.value)
+        with self.sessions() as session:
+            rows = list(session.execute(
+                select(Task.id, Task.status, Task.attempts)
+                .where(Task.status.in_(unfinished)).order_by(Task.created_at)
+            ))
+        again = []
+        for task_id, status, attempts in rows:
+            if status == TaskState.STARTED.value and attempts >= MAX_ATTEMPTS:
+                updates.record_failure(
+                    self.sessions, task_id, code="interrupted",
+                    error=f"the server stopped during the conversion {attempts} times; "
+                          "giving up (submit it again)",
+                )
+            else:
+                again.append(task_id)
+        if again:
+            log.info("resuming %d unfinished task(s)", len(again))
+        return again
+
+    async def submit(self, task_id: str) -> None:
+        self._queue.put_nowait(task_id)
+
+    async def cancel(self, task_id: str) -> None:
+        self._cancelled.add(task_id)  # before any await: a worker about to spawn sees it
+        await asyncio.to_thread(updates.record_revoked, self.sessions, task_id)
+        proc = self._running.get(task_id)
+        if proc is not None:
+            await self._terminate(proc)
+
+    async def stop(self) -> None:
+        # Running conversions stay STARTED in the database: the next start() resumes them.
+        self._stopping = True
+        await asyncio.gather(*(self._terminate(p) for p in list(self._running.values())))
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(proc.wait(), GRACE_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+
+    async def _worker(self) -> None:
+        while True:
+            task_id = await self._queue.get()
+            try:
+                await self._run(task_id)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a worker must outlive any one task
+                log.exception("task %s: executor error", task_id)
+                await asyncio.to_thread(
+                    updates.record_failure, self.sessions, task_id,
+                    error="internal error while running the conversion", code="internal",
+                )
+            finally:
+                self._cancelled.discard(task_id)
+
+    async def _run(self, task_id: str) -> None:
+        with self.sessions() as session:
+            task = session.get(Task, task_id)
+        if task is None or TaskState(task.status).finished or task_id in self._cancelled:
+            return
+        attempt = task.attempts
+        while attempt < MAX_ATTEMPTS and not self._stopping:
+            attempt += 1
+            if not await asyncio.to_thread(
+                updates.record_started, self.sessions, task_id, attempts=attempt
+            ):
+                return  # revoked or deleted meanwhile
+            outcome = await self._run_once(task)
+            if outcome != "retry":
+                return
+            log.info("task %s: retryable failure, attempt %d of %d", task_id, attempt,
+                     MAX_ATTEMPTS)
+
+    async def _run_once(self, task: Task) -> str:
+        """One transcoder run; returns "done", "retry" or "stopped"."""
+        proc = await asyncio.create_subprocess_exec(
+            *transcoder_command(self.storage, task),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=transcoder_env(self.settings),
+            start_new_session=True, limit=1024 * 1024,
+        )
+        self._running[task.id] = proc
+        try:
+            if task.id in self._cancelled or self._stopping:
+                await self._terminate(proc)
+            stderr_task = asyncio.create_task(_tail(proc.stderr))
+            try:
+                result = await asyncio.wait_for(
+                    self._follow(task.id, proc), self.settings.transcode_timeout_seconds
+                )
+            except TimeoutError:
+                await self._terminate(proc)
+                result = {"status": "error", "code": "timeout",
+                          "error": "the conversion took longer than "
+                                   f"{self.settings.transcode_timeout_seconds:g} s"}
+            rc = await proc.wait()
+            stderr = await stderr_task
+        finally:
+            self._running.pop(task.id, None)
+        if task.id in self._cancelled:
+            return "done"  # the row is REVOKED already (or deleted)
+        if self._stopping and rc < 0:
+            return "stopped"  # left STARTED on purpose: the next start() resumes it
+        if result is None:
+            reason = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
+            result = {"status": "error", "code": "crashed",
+                      "error": f"the transcoder ended ({reason}) without a result: "
+                               f"{stderr.strip()[-500:] or 'no output'}"}
+        if result.get("status") != "ok" and rc == 1:
+            return "retry"
+        await asyncio.to_thread(updates.record_result, self.sessions, task.id, result)
+        return "done"
+
+    async def _follow(
+        self, task_id: str, proc: asyncio.subprocess.Process
+    ) -> dict[str, Any] | None:
+        """Read the transcoder's JSON lines: progress into the row, the result returned."""
+        assert proc.stdout is not None
+        result: dict[str, Any] | None = None
+        last_write, last_value = 0.0, 0.0
+        async for line in proc.stdout:
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("event") == "result":
+                result = event
+            elif event.get("event") == "progress":
+                value = float(event.get("progress") or 0.0)
+                now = time.monotonic()
+                if value > last_value and now - last_write >= PROGRESS_INTERVAL:
+                    last_write, last_value = now, value
+                    await asyncio.to_thread(updates.record_progress, self.sessions, task_id, value)
+        return result
+
+
+async def _tail(stream: asyncio.StreamReader | None) -> str:
+    """Keep the last few KiB of stderr for the error message; never the whole thing."""
+    if stream is None:
+        return ""
+    tail = b""
+    while chunk := await stream.read(65536):
+        tail = (tail + chunk)[-STDERR_TAIL:]
+    return tail.decode("utf-8", "replace")

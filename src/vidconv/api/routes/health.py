@@ -1,0 +1,48 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import anyio
+import anyio.to_thread
+from sqlalchemy import text
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from vidconv.api.context import AppContext
+from vidconv.api.deps import get_ctx
+
+
+async def healthz(_request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def _check_database(ctx: AppContext) -> None:
+    with ctx.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+async def readyz(request: Request) -> Response:
+    """200 when the database and the storage answer, else 503 naming what failed."""
+    ctx = get_ctx(request)
+    checks: dict[str, str] = {}
+    probes = {"database": partial(_check_database, ctx), "storage": ctx.storage.check}
+    for name, probe in probes.items():
+        try:
+            with anyio.fail_after(5):
+                await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
+            checks[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            checks[name] = f"unavailable: {type(exc).__name__}"
+    if all(v == "ok" for v in checks.values()):
+        return JSONResponse({"status": "ready", "checks": checks})
+    failed = ", ".join(k for k, v in checks.items() if v != "ok")
+    return JSONResponse({"message": f"not ready: {failed}", "checks": checks}, 503)
+
+
+routes = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+]

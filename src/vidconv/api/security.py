@@ -1,0 +1,99 @@
+"""Passwords (argon2id through passlib's API) and tokens (JWT HS256, algorithm pinned)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from functools import lru_cache
+from pathlib import Path
+
+import jwt
+from passlib.context import CryptContext
+
+from vidconv.settings import Settings
+
+ALGORITHM = "HS256"
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "iss", "aud"]
+
+# argon2id, passlib's defaults (64 MiB, t=3, p=4). Old hashes get flagged by needs_update
+# when the parameters change.
+_passwords = CryptContext(schemes=["argon2"], argon2__type="ID")
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def hash_password(password: str) -> str:
+    return _passwords.hash(password)
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _passwords.hash(secrets.token_urlsafe(16))
+
+
+def verify_password(password: str, password_hash: str | None) -> bool:
+    """Check a password; with no hash (unknown user) spend the same time and say no."""
+    if password_hash is None:
+        _passwords.verify(password, _dummy_hash())
+        return False
+    try:
+        return bool(_passwords.verify(password, password_hash))
+    except (ValueError, TypeError):
+        return False
+
+
+def create_token(settings: Settings, user_id: str, now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims = {
+        "sub": user_id,
+        "iat": issued,
+        "exp": issued + settings.token_lifetime_seconds,
+        "iss": settings.jwt_issuer,
+        "aud": settings.jwt_audience,
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def decode_token(settings: Settings, token: str) -> str:
+    """The user id in a valid token; InvalidToken for anything else (alg none included)."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=[ALGORITHM],
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": _REQUIRED_CLAIMS},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub:
+        raise InvalidToken("no subject")
+    return sub
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The embedded mode's JWT secret: generated once, kept (mode 0600) in the data dir."""
+    path = data_dir / "jwt-secret"
+    try:
+        secret = path.read_text().strip()
+        if secret:
+            return secret
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    tmp = path.with_name(path.name + f".{secrets.token_hex(4)}")
+    tmp.touch(mode=0o600)
+    tmp.write_text(secret + "\n")
+    try:
+        # link() fails if another process won the race: then use theirs.
+        path.hardlink_to(tmp)
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
+    return secret

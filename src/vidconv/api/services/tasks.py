@@ -1,0 +1,130 @@
+"""Task rows: owner-scoped queries, the seed's JSON shapes, object keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidconv import formats
+from vidconv.api.errors import not_found, unprocessable
+from vidconv.db.models import Task, TaskState
+
+# Form fields that are not conversion options.
+RESERVED_FIELDS = {"file", "fileName", "conversion_type", "newFormat", "options"}
+
+
+def validate_format(fmt: Any, options: Any) -> tuple[str, dict[str, Any]]:
+    """The format name and typed options, or 422 with formats.py's one-sentence reason."""
+    if fmt is None or fmt == "":
+        raise unprocessable("conversion_type is required")
+    if not isinstance(fmt, str):
+        raise unprocessable("conversion_type must be a string")
+    if not isinstance(options, dict):
+        raise unprocessable("options must be an object")
+    fmt = fmt.strip().lower().lstrip(".")
+    try:
+        return fmt, formats.validate_options(fmt, options)
+    except formats.FormatError as exc:
+        raise unprocessable(str(exc)) from None
+
+
+def input_key(task_id: str, filename: str) -> str:
+    return f"inputs/{task_id}/{filename}"
+
+
+def output_key(task_id: str, filename: str, fmt: str) -> str:
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return f"outputs/{task_id}/{stem or 'output'}.{formats.FORMATS[fmt].extension}"
+
+
+def insert_task(sessions: sessionmaker[Session], task: Task) -> None:
+    with sessions.begin() as session:
+        session.add(task)
+
+
+def list_tasks(
+    sessions: sessionmaker[Session], owner: str, limit: int, descending: bool
+) -> list[Task]:
+    order = (Task.created_at.desc(), Task.id.desc()) if descending else (
+        Task.created_at.asc(), Task.id.asc())
+    with sessions() as session:
+        query = select(Task).where(Task.owner_id == owner).order_by(*order).limit(limit)
+        return list(session.scalars(query))
+
+
+def get_owned(sessions: sessionmaker[Session], owner: str, task_id: str) -> Task:
+    """The caller's task; someone else's answers 404 exactly like a missing one."""
+    with sessions() as session:
+        task = session.get(Task, task_id) if len(task_id) <= 64 else None
+    if task is None or task.owner_id != owner:
+        raise not_found()
+    return task
+
+
+def find_previous_upload(sessions: sessionmaker[Session], owner: str, ref: str) -> Task | None:
+    """The caller's task whose input ``ref`` names: its object key, its task id or file name."""
+    with sessions() as session:
+        query = select(Task).where(Task.owner_id == owner)
+        if ref.startswith("inputs/"):
+            query = query.where(Task.input_key == ref)
+        elif len(ref) == 32 and ref.isalnum():
+            query = query.where(Task.id == ref)
+        else:
+            query = query.where(Task.original_filename == ref)
+        return session.scalars(query.order_by(Task.created_at.desc()).limit(1)).first()
+
+
+def delete_row(sessions: sessionmaker[Session], task_id: str) -> None:
+    with sessions.begin() as session:
+        session.execute(delete(Task).where(Task.id == task_id))
+
+
+def _iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
+        value = value.replace(tzinfo=UTC)
+    return value.isoformat()
+
+
+def download_name(task: Task) -> str:
+    return task.output_key.rsplit("/", 1)[-1]
+
+
+def summary(task: Task) -> dict[str, Any]:
+    """One item of GET /api/tasks (the seed's keys)."""
+    return {"task_id": task.id, "conversion_type": task.conversion_type, "status": task.status}
+
+
+def detail(task: Task) -> dict[str, Any]:
+    """GET /api/tasks/{id}: the seed's state/result plus what a client needs to follow it."""
+    state = TaskState(task.status)
+    result: str | None = None
+    if state is TaskState.SUCCESS:
+        result = download_name(task)
+    elif state is TaskState.FAILURE:
+        result = task.error
+    elif state is TaskState.REVOKED:
+        result = "cancelled"
+    return {
+        "state": state.value,
+        "result": result,
+        "task_id": task.id,
+        "conversion_type": task.conversion_type,
+        "options": task.options or {},
+        "file_name": task.original_filename,
+        "progress": round(task.progress, 1),
+        "created_at": _iso(task.created_at),
+        "started_at": _iso(task.started_at),
+        "finished_at": _iso(task.finished_at),
+        "error": task.error,
+        "error_code": task.error_code,
+        "attempts": task.attempts,
+        "input_size": task.input_size,
+        "input_duration": task.input_duration,
+        "output_size": task.output_size,
+        "output_duration": task.output_duration,
+    }
