@@ -94,7 +94,9 @@ class _PartCollector:
         _, params = parse_options_header(self.headers.get("content-disposition", b""))
         self.name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
-        if filename is not None and self.name in FILE_FIELDS:
+        if filename is not None and self.name not in FILE_FIELDS:
+            raise bad_request(f"unexpected file part {self.name!r}: send the video as file")
+        if filename is not None:
             if self.upload.path is not None:
                 raise bad_request("send one file per task")
             self.upload.filename = safe_filename(filename.decode("utf-8", "replace"))
