@@ -1,0 +1,70 @@
+"""Run the transcoder the way both executors do (a subprocess), and inspect what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Run:
+    returncode: int
+    lines: list[dict[str, Any]]
+    stdout: str
+    stderr: str
+
+    @property
+    def result(self) -> dict[str, Any]:
+        return self.lines[-1]
+
+    @property
+    def progress(self) -> list[float]:
+        return [e["progress"] for e in self.lines if e.get("event") == "progress"]
+
+
+def transcoder_env(scratch: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDCONV_")}
+    env["VIDCONV_SCRATCH_DIR"] = str(scratch)
+    env.update(extra or {})
+    return env
+
+
+def command(src: str, dst: str, fmt: str, *options: str) -> list[str]:
+    cmd = [sys.executable, "-m", "vidconv.transcoder", "--input", src, "--output", dst,
+           "--format", fmt]
+    for opt in options:
+        cmd += ["--option", opt]
+    return cmd
+
+
+def parse(stdout: str) -> list[dict[str, Any]]:
+    # Every stdout line must be JSON: the executors parse it line by line.
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+def transcode(src: str | Path, dst: str | Path, fmt: str, *options: str, env: dict[str, str],
+              timeout: float = 120) -> Run:
+    proc = subprocess.run(command(str(src), str(dst), fmt, *options), env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    return Run(proc.returncode, parse(proc.stdout), proc.stdout, proc.stderr)
+
+
+def ffprobe(path: Path) -> dict[str, Any]:
+    exe = shutil.which("ffprobe")
+    if exe is None:
+        pytest.skip("ffprobe is needed to check outputs (Debian's ffmpeg package has it)")
+    out = subprocess.run([exe, "-v", "error", "-show_format", "-show_streams", "-of", "json",
+                          str(path)], capture_output=True, text=True, check=True).stdout
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def streams(info: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [s for s in info["streams"] if s["codec_type"] == kind]

@@ -1,0 +1,86 @@
+"""The profiles' public API: names, strict option validation, the ffmpeg arguments options give."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from vidconv.formats import (
+    FORMATS,
+    OPTIONS,
+    FormatError,
+    InvalidOption,
+    UnsupportedFormat,
+    encode_args,
+    format_names,
+    validate_options,
+)
+
+
+def test_every_promised_format_exists_with_its_file_type() -> None:
+    assert {"mp4", "webm", "avi", "mpeg", "wmv", "mkv", "mov", "mp3"} <= set(format_names())
+    assert FORMATS["mp3"].audio_only and not FORMATS["mp4"].audio_only
+    assert FORMATS["mp4"].mime_type == "video/mp4"
+    assert FORMATS["wmv"].extension == "wmv"
+    assert set(OPTIONS) == {"max_height", "video_bitrate", "quality", "audio", "start", "duration"}
+
+
+@pytest.mark.parametrize(("raw", "typed"), [
+    ({"max_height": "480"}, {"max_height": 480}),
+    ({"max_height": "16"}, {"max_height": 16}),
+    ({"max_height": 4320}, {"max_height": 4320}),
+    ({"video_bitrate": "2500"}, {"video_bitrate": 2500}),
+    ({"quality": "0"}, {"quality": 0}),
+    ({"quality": "100", "audio": "false"}, {"quality": 100, "audio": False}),
+    ({"audio": True}, {"audio": True}),
+    ({"start": "0", "duration": "1.5"}, {"start": 0.0, "duration": 1.5}),
+])
+def test_valid_options_come_back_typed(raw: dict[str, Any], typed: dict[str, Any]) -> None:
+    assert validate_options("mp4", raw) == typed
+
+
+@pytest.mark.parametrize(("fmt", "raw", "words"), [
+    ("mp4", {"max_height": "15"}, "at least 16"),
+    ("mp4", {"max_height": "4321"}, "at most 4320"),
+    ("mp4", {"max_height": "480.5"}, "whole number"),
+    ("mp4", {"video_bitrate": "99"}, "at least 100"),
+    ("mp4", {"video_bitrate": "50001"}, "at most 50000"),
+    ("mp4", {"quality": "101"}, "at most 100"),
+    ("mp4", {"quality": "-1"}, "at least 0"),
+    ("mp4", {"audio": "maybe"}, "true or false"),
+    ("mp4", {"start": "-1"}, "at least 0"),
+    ("mp4", {"duration": "0"}, "greater than 0"),
+    ("mp4", {"duration": "nan"}, "finite"),
+    ("mp4", {"colour": "red"}, "Unknown option 'colour'"),
+    ("mp4", {"quality": "50", "video_bitrate": "1000"}, "not both"),
+    ("mp3", {"max_height": "480"}, "audio-only"),
+    ("mp3", {"audio": "false"}, "audio only"),
+])
+def test_invalid_options_are_refused_with_a_clear_sentence(
+        fmt: str, raw: dict[str, Any], words: str) -> None:
+    with pytest.raises(InvalidOption) as caught:
+        validate_options(fmt, raw)
+    assert words in str(caught.value)
+    assert isinstance(caught.value, FormatError) and isinstance(caught.value, ValueError)
+
+
+def test_unknown_format_lists_the_choices() -> None:
+    with pytest.raises(UnsupportedFormat, match="choose one of .*mp4"):
+        validate_options("gif", {})
+
+
+def test_quality_maps_onto_each_codec_scale() -> None:
+    best = encode_args(FORMATS["mp4"], {"quality": 100}, has_audio=True)
+    worst = encode_args(FORMATS["mp4"], {"quality": 0}, has_audio=True)
+    assert best[best.index("-crf") + 1] == "16" and worst[worst.index("-crf") + 1] == "40"
+    default = encode_args(FORMATS["mp4"], {}, has_audio=True)
+    assert default[default.index("-crf") + 1] == "23"  # x264's own default
+    avi = encode_args(FORMATS["avi"], {"quality": 100}, has_audio=True)
+    assert avi[avi.index("-q:v") + 1] == "2"
+
+
+def test_bitrate_replaces_vp9_constant_quality() -> None:
+    args = encode_args(FORMATS["webm"], {"video_bitrate": 800}, has_audio=False)
+    assert args.count("-b:v") == 1 and args[args.index("-b:v") + 1] == "800k"
+    assert "-crf" not in args and "-an" in args
