@@ -1,0 +1,165 @@
+"""The Job the operator builds from the chart's values is valid and fits the chart around it.
+
+The operator's settings come from the env the chart renders into its Deployment, so a knob the
+chart forgets or misspells shows up here as a default where the value was expected.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+from kubernetes_validate import utils as kv
+
+from tests.chart.conftest import NAMESPACE, VALUE_SETS, Rendered, env_of, find, one
+from tests.chart.test_render import KUBE_VERSIONS
+from tests.chart.test_security import restricted_problems
+
+pytestmark = pytest.mark.chart
+
+CR = {
+    "apiVersion": "vidconv.io/v1alpha1",
+    "kind": "ConversionTask",
+    "metadata": {"name": "ct-0f3a", "namespace": NAMESPACE,
+                 "uid": "6a1b1f5e-4a55-4d2c-9a57-8d0a2c1e7f10"},
+    "spec": {
+        "taskId": "0f3a", "owner": "ana",
+        "input": {"bucket": "vidconv", "key": "inputs/0f3a/clip.mp4"},
+        "output": {"bucket": "vidconv", "key": "outputs/0f3a/clip.webm"},
+        "format": "webm", "options": {"max_height": 720, "audio": True},
+    },
+}
+
+
+def operator_settings(docs: list[dict[str, Any]]) -> Any:
+    """Settings as the operator pod would read them from its rendered env."""
+    from vidconv.settings import Settings
+
+    container = one(docs, "Deployment", "vc-vidconv-operator")["spec"]["template"]["spec"][
+        "containers"][0]
+    env: dict[str, str] = {}
+    for name, value in env_of(container).items():
+        if isinstance(value, str):
+            env[name] = value
+        elif "fieldRef" in value:
+            assert value["fieldRef"]["fieldPath"] == "metadata.namespace"
+            env[name] = NAMESPACE
+        else:
+            env[name] = "from-a-secret"
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="module")
+def jobs(rendered: Rendered) -> dict[str, dict[str, Any]]:
+    from vidconv.operator.job import build_job
+
+    return {name: build_job(CR, operator_settings(docs)) for name, docs in rendered.items()}
+
+
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+@pytest.mark.parametrize("values_set", VALUE_SETS)
+def test_operator_job_passes_strict_schema_validation(
+    jobs: dict[str, dict[str, Any]], values_set: str, version: str
+) -> None:
+    kv.validate(jobs[values_set], version, strict=True)
+
+
+@pytest.mark.parametrize("values_set", VALUE_SETS)
+def test_operator_job_is_restricted(jobs: dict[str, dict[str, Any]], values_set: str) -> None:
+    assert restricted_problems("Job", jobs[values_set]["spec"]["template"]["spec"]) == []
+
+
+def test_job_takes_image_resources_and_deadlines_from_values(
+    jobs: dict[str, dict[str, Any]],
+) -> None:
+    job = jobs["defaults"]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "vidconv-transcoder:0.1.0"  # the chart's appVersion
+    assert container["resources"] == {"requests": {"cpu": "1", "memory": "512Mi"},
+                                      "limits": {"cpu": "2", "memory": "2Gi"}}
+    assert pod["volumes"] == [{"name": "scratch", "emptyDir": {"sizeLimit": "10Gi"}}]
+    assert job["spec"]["backoffLimit"] == 2
+    assert job["spec"]["activeDeadlineSeconds"] == 21600
+    assert job["spec"]["ttlSecondsAfterFinished"] == 3600
+    assert "suspend" not in job["spec"]
+    env = env_of(container)
+    assert env["VIDCONV_S3_ENDPOINT"] == "http://vc-vidconv-minio:9000"
+    assert env["VIDCONV_MAX_INPUT_BYTES"] == "2147483648"
+
+    ext = jobs["external"]
+    assert ext["spec"]["template"]["spec"]["containers"][0]["image"] == \
+        "registry.example.com/vidconv-transcoder:1.2.3"
+    assert env_of(ext["spec"]["template"]["spec"]["containers"][0])["VIDCONV_S3_BUCKET"] == \
+        "media-out"
+
+
+def test_kueue_queue_value_makes_jobs_wait_for_admission(jobs: dict[str, dict[str, Any]]) -> None:
+    job = jobs["external"]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "video"
+    assert job["spec"]["suspend"] is True
+
+
+@pytest.mark.parametrize("values_set", VALUE_SETS)
+def test_job_runs_as_the_transcoder_account_with_the_s3_secret_the_chart_provides(
+    rendered: Rendered, jobs: dict[str, dict[str, Any]], values_set: str
+) -> None:
+    docs = rendered[values_set]
+    pod = jobs[values_set]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "vc-vidconv-transcoder"
+    assert find(docs, "ServiceAccount", "vc-vidconv-transcoder")
+    refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in pod["containers"][0]["env"]
+            if "secretKeyRef" in e.get("valueFrom", {})}
+    expected = VALUE_SETS[values_set].get("s3", {}).get("existingSecret") or "vc-vidconv-s3"
+    assert refs == {expected}
+    if expected == "vc-vidconv-s3":
+        secret = one(docs, "Secret", expected)
+        keys = {e["valueFrom"]["secretKeyRef"]["key"] for e in pod["containers"][0]["env"]
+                if "secretKeyRef" in e.get("valueFrom", {})}
+        assert keys == set(secret["data"]) == {"accessKey", "secretKey"}
+        assert all(base64.b64decode(v) for v in secret["data"].values())
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op = expr["key"], expr["operator"]
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "In" and labels.get(key) not in expr["values"]:
+            return False
+        if op not in ("Exists", "In"):
+            raise AssertionError(f"operator {op} not handled")
+    return True
+
+
+@pytest.mark.parametrize("values_set", ["external", "existing-secrets"])
+def test_network_policy_confines_the_job_pods(
+    rendered: Rendered, jobs: dict[str, dict[str, Any]], values_set: str
+) -> None:
+    docs = rendered[values_set]
+    pod_labels = jobs[values_set]["spec"]["template"]["metadata"]["labels"]
+    policy = one(docs, "NetworkPolicy", "vc-vidconv-transcoder")["spec"]
+    assert selects(policy["podSelector"], pod_labels)
+    # ... and only them: the API and operator pods keep their own egress.
+    for name in ("api", "operator"):
+        labels = one(docs, "Deployment", f"vc-vidconv-{name}")["spec"]["template"]["metadata"][
+            "labels"]
+        assert not selects(policy["podSelector"], labels)
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and policy["ingress"] == []
+    ports = sorted((p["protocol"], p["port"]) for rule in policy["egress"] for p in rule["ports"])
+    if values_set == "external":  # external S3 over HTTPS
+        assert ports == [("TCP", 53), ("TCP", 443), ("TCP", 443), ("TCP", 6443), ("UDP", 53)]
+    else:  # the bundled MinIO, by pod selector; the API server by CIDR
+        egress = policy["egress"]
+        minio = next(r for r in egress if r["ports"] == [{"protocol": "TCP", "port": 9000}])
+        to_minio = minio["to"][0]["podSelector"]["matchLabels"]
+        assert to_minio["app.kubernetes.io/component"] == "minio"
+        api_server = next(r for r in egress if {"protocol": "TCP", "port": 6443} in r["ports"])
+        assert api_server["to"] == [{"ipBlock": {"cidr": "172.18.0.2/32"}}]
+        # MinIO lets the Job pods in.
+        minio_policy = one(docs, "NetworkPolicy", "vc-vidconv-minio")["spec"]
+        peers = minio_policy["ingress"][0]["from"]
+        assert any(selects(p["podSelector"], pod_labels) for p in peers)
