@@ -163,3 +163,43 @@ def test_network_policy_confines_the_job_pods(
         minio_policy = one(docs, "NetworkPolicy", "vc-vidconv-minio")["spec"]
         peers = minio_policy["ingress"][0]["from"]
         assert any(selects(p["podSelector"], pod_labels) for p in peers)
+
+
+def test_kopf_serves_liveness_where_the_probe_looks(rendered: Rendered) -> None:
+    from urllib.parse import urlsplit
+
+    docs = rendered["defaults"]
+    container = one(docs, "Deployment", "vc-vidconv-operator")["spec"]["template"]["spec"][
+        "containers"][0]
+    url = urlsplit(operator_settings(docs).operator_liveness)
+    probe = container["livenessProbe"]["httpGet"]
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == probe["port"])
+    assert (url.hostname, url.port, url.path) == ("0.0.0.0", port, probe["path"])
+
+
+@pytest.mark.parametrize("deployment", ["api", "operator"])
+def test_every_vidconv_variable_the_chart_sets_is_a_setting(
+    rendered: Rendered, deployment: str
+) -> None:
+    from dataclasses import fields
+
+    from vidconv.settings import Settings
+
+    known = {f"VIDCONV_{f.name.upper()}" for f in fields(Settings)}
+    for docs in rendered.values():
+        pod = one(docs, "Deployment", f"vc-vidconv-{deployment}")["spec"]["template"]["spec"]
+        names = {n for c in pod["containers"] for n in env_of(c) if n.startswith("VIDCONV_")}
+        assert names - known == set()
+
+
+def test_api_runs_the_kubernetes_executor_on_s3_and_postgresql(rendered: Rendered) -> None:
+    container = one(rendered["defaults"], "Deployment", "vc-vidconv-api")["spec"]["template"][
+        "spec"]["containers"][0]
+    env = env_of(container)
+    assert env["VIDCONV_EXECUTOR"] == "kubernetes"
+    assert env["VIDCONV_STORAGE"] == "s3"
+    assert env["VIDCONV_HOST"] == "0.0.0.0"
+    db, jwt = env["VIDCONV_DATABASE_URL"], env["VIDCONV_JWT_SECRET"]
+    assert db == {"secretKeyRef": {"name": "vc-vidconv-db", "key": "url"}}
+    assert jwt == {"secretKeyRef": {"name": "vc-vidconv-jwt", "key": "secret"}}
+    assert env["VIDCONV_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
