@@ -1,0 +1,121 @@
+"""The local executor over an app's life: cancelling a running conversion, restarts, readiness."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.api.conftest import MakeSettings, open_client
+from tests.api.helpers import Api
+from tests.servers import free_port
+from vidconv.db.models import Task
+from vidconv.settings import Settings
+
+Clip = Callable[..., Path]
+
+
+def _long_clip(make_clip: Clip) -> Path:
+    # Quick to generate (MPEG-4 part 2), slow enough to convert to webm that we catch it running.
+    return make_clip(30.0, 640, 480, extra=("-c:v", "mpeg4", "-q:v", "8"))
+
+
+def _processes() -> dict[int, tuple[int, str, str]]:
+    """pid -> (parent pid, state, command line) of every process."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):
+            continue
+        table[int(stat.parent.name)] = (int(fields[1]), fields[0], cmdline)
+    return table
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    table, found, frontier = _processes(), {}, [pid]
+    while frontier:
+        parent = frontier.pop()
+        for child, (ppid, _state, cmd) in table.items():
+            if ppid == parent and child not in found:
+                found[child] = cmd
+                frontier.append(child)
+    return found
+
+
+def _alive(pids: list[int]) -> list[int]:
+    table = _processes()
+    return [p for p in pids if p in table and table[p][1] != "Z"]
+
+
+def _wait_running(api: Api, task_id: str) -> None:
+    deadline = time.monotonic() + 60
+    while api.task(task_id)["progress"] <= 0:
+        assert time.monotonic() < deadline, api.task(task_id)
+        time.sleep(0.1)
+
+
+def test_delete_of_a_running_conversion_ends_its_ffmpeg(api: Api, make_clip: Clip) -> None:
+    task_id = api.submit(_long_clip(make_clip), "webm")
+    _wait_running(api, task_id)
+    executor = api.client.app.state.ctx.executor  # type: ignore[attr-defined]
+    transcoder = executor._running[task_id].pid
+    ffmpeg = [pid for pid, cmd in _descendants(transcoder).items() if "ffmpeg" in cmd]
+    assert ffmpeg, "no ffmpeg under the transcoder"
+
+    r = api.client.delete(f"/api/tasks/{task_id}", headers=api.auth)
+    assert r.status_code == 204
+    assert _alive([transcoder, *ffmpeg]) == []
+    assert api.client.get(f"/api/tasks/{task_id}", headers=api.auth).status_code == 404
+    objects = api.client.app.state.ctx.settings.objects_dir  # type: ignore[attr-defined]
+    assert [p for p in objects.rglob("*") if p.is_file()] == []
+
+
+def test_a_restart_resumes_unfinished_tasks(make_settings: MakeSettings, make_clip: Clip) -> None:
+    settings = make_settings()
+    with open_client(settings) as client:
+        api = Api(client)
+        api.signup()
+        running = api.submit(_long_clip(make_clip), "webm")
+        queued = api.submit(make_clip(1.0), "mp3")  # one worker: waits behind the first
+        _wait_running(api, running)
+        assert api.task(queued)["state"] == "PENDING"
+    # The app stopped mid-conversion: the rows say so, and nothing is left running.
+    with open_client(settings) as client:
+        api.client = client
+        assert api.wait(running)["state"] == "SUCCESS"
+        assert api.task(running)["attempts"] == 2
+        assert api.wait(queued)["state"] == "SUCCESS"
+
+
+def test_a_task_interrupted_twice_fails_clearly(
+    make_settings: MakeSettings, make_clip: Clip
+) -> None:
+    settings = make_settings()
+    with open_client(settings) as client:
+        api = Api(client)
+        api.signup()
+        task_id = api.submit(make_clip(1.0), "mp3")
+        api.wait(task_id)
+        ctx = client.app.state.ctx  # type: ignore[attr-defined]
+        with ctx.sessions.begin() as s:  # as if the server died during its second attempt
+            row = s.get(Task, task_id)
+            row.status, row.attempts, row.finished_at = "STARTED", 2, None
+    with open_client(settings) as client:
+        api.client = client
+        task = api.task(task_id)
+        assert task["state"] == "FAILURE"
+        assert task["error_code"] == "interrupted"
+        assert "server stopped during the conversion" in task["error"]
+
+
+def test_readyz_is_503_when_storage_is_unreachable(make_settings: MakeSettings) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings: Settings = make_settings(storage="s3", s3_endpoint=dead)
+    with open_client(settings) as client:
+        r = client.get("/readyz")
+        assert r.status_code == 503
+        assert r.json()["checks"] == {"database": "ok", "storage": "unavailable: StorageError"}
+        assert "storage" in r.json()["message"]
+        assert client.get("/healthz").status_code == 200
