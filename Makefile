@@ -46,3 +46,60 @@ bench: $(STAMP) ## Run the benchmarks in bench/ (slow; prints ratios against bas
 .PHONY: clean
 clean: ## Remove .venv and ./var.
 	rm -rf $(VENV) var
+
+##@ Cluster
+
+# A kind cluster with ingress-nginx on localhost:80/443; images built with docker (or podman).
+KIND_CLUSTER ?= vidconv
+NAMESPACE ?= vidconv
+RELEASE ?= vidconv
+IMAGE_TAG ?= dev
+CONTAINER_TOOL ?= docker
+INGRESS_HOST ?= localhost
+INGRESS_NGINX_VERSION ?= controller-v1.12.1
+HELM_ARGS ?=
+IMAGES := vidconv-api:api/Dockerfile vidconv-operator:operator/Dockerfile \
+	vidconv-transcoder:transcoder-image/Dockerfile
+
+.PHONY: kind-up
+kind-up: ## Create the kind cluster with ingress-nginx (http://localhost reaches the Ingress).
+	kind get clusters | grep -qx '$(KIND_CLUSTER)' || \
+	  kind create cluster --name $(KIND_CLUSTER) --config hack/kind.yaml --wait 120s
+	kubectl --context kind-$(KIND_CLUSTER) apply -f \
+	  https://raw.githubusercontent.com/kubernetes/ingress-nginx/$(INGRESS_NGINX_VERSION)/deploy/static/provider/kind/deploy.yaml
+	kubectl --context kind-$(KIND_CLUSTER) -n ingress-nginx rollout status \
+	  deployment/ingress-nginx-controller --timeout=300s
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster.
+	kind delete cluster --name $(KIND_CLUSTER)
+
+.PHONY: images
+images: ## Build the API, operator and transcoder images (tag IMAGE_TAG, default dev).
+	@for spec in $(IMAGES); do \
+	  name=$${spec%%:*}; file=$${spec#*:}; \
+	  echo "$(CONTAINER_TOOL) build -f $$file -t $$name:$(IMAGE_TAG) ."; \
+	  $(CONTAINER_TOOL) build -f $$file -t $$name:$(IMAGE_TAG) . || exit 1; \
+	done
+
+.PHONY: kind-load
+kind-load: ## Load the images into the kind cluster's node.
+	kind load docker-image --name $(KIND_CLUSTER) \
+	  $(foreach spec,$(IMAGES),$(firstword $(subst :, ,$(spec))):$(IMAGE_TAG))
+
+.PHONY: deploy
+deploy: ## helm upgrade --install the chart with these images, Ingress on INGRESS_HOST.
+	helm upgrade --install $(RELEASE) charts/vidconv --namespace $(NAMESPACE) --create-namespace \
+	  --set-string api.image.tag=$(IMAGE_TAG),operator.image.tag=$(IMAGE_TAG),transcoder.image.tag=$(IMAGE_TAG) \
+	  --set 'api.ingress.enabled=true,api.ingress.className=nginx,api.ingress.hosts[0]=$(INGRESS_HOST)' \
+	  --wait --timeout 10m $(HELM_ARGS)
+
+.PHONY: undeploy
+undeploy: ## helm uninstall (the CRD, generated Secrets and data volumes stay).
+	helm uninstall $(RELEASE) --namespace $(NAMESPACE) --wait
+
+.PHONY: e2e
+e2e: $(STAMP) ## End-to-end test against the deployed release (real cluster; see README).
+	VIDCONV_E2E_KUBECONFIG=$${KUBECONFIG:-$$HOME/.kube/config} \
+	VIDCONV_E2E_NAMESPACE=$(NAMESPACE) VIDCONV_E2E_URL=http://$(INGRESS_HOST) \
+	  $(BIN)/python -m pytest tests/e2e -m e2e -p no:cacheprovider $(PYTEST_ARGS)
