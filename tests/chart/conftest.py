@@ -39,7 +39,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "kueue": {"queueName": "video"},
         "limits": {"maxUploadBytes": 500 * 1024 * 1024 + 1},
         "transcoder": {"image": {"repository": "registry.example.com/vidconv-transcoder",
-                                 "tag": "1.2.3"}},
+                                 "tag": "1.2.3"}, "activeDeadlineSeconds": 900},
     },
     "existing-secrets": {
         "postgresql": {"enabled": False},

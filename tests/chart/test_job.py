@@ -32,11 +32,11 @@ CR = {
 }
 
 
-def operator_settings(docs: list[dict[str, Any]]) -> Any:
-    """Settings as the operator pod would read them from its rendered env."""
+def operator_settings(docs: list[dict[str, Any]], deployment: str = "operator") -> Any:
+    """Settings as the operator (or API) pod would read them from its rendered env."""
     from vidconv.settings import Settings
 
-    container = one(docs, "Deployment", "vc-vidconv-operator")["spec"]["template"]["spec"][
+    container = one(docs, "Deployment", f"vc-vidconv-{deployment}")["spec"]["template"]["spec"][
         "containers"][0]
     env: dict[str, str] = {}
     for name, value in env_of(container).items():
@@ -203,3 +203,31 @@ def test_api_runs_the_kubernetes_executor_on_s3_and_postgresql(rendered: Rendere
     assert db == {"secretKeyRef": {"name": "vc-vidconv-db", "key": "url"}}
     assert jwt == {"secretKeyRef": {"name": "vc-vidconv-jwt", "key": "secret"}}
     assert env["VIDCONV_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+
+
+@pytest.mark.parametrize("values_set", VALUE_SETS)
+def test_a_task_the_api_submits_runs_with_the_deadline_from_values(
+    rendered: Rendered, values_set: str
+) -> None:
+    import jsonschema
+    import yaml
+
+    from tests.chart.conftest import ROOT
+    from vidconv.api.executors.kubernetes import task_manifest
+    from vidconv.db.models import Task
+    from vidconv.operator.job import build_job
+
+    docs = rendered[values_set]
+    task = Task(id="0f3a", owner_id="u1", conversion_type="webm", options={"audio": False},
+                input_key="inputs/0f3a/clip.mp4", output_key="outputs/0f3a/clip.webm")
+    cr = task_manifest(task, operator_settings(docs, "api"))
+    crd = yaml.safe_load((ROOT / "crds" / "conversiontasks.vidconv.io.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    jsonschema.Draft4Validator(schema).validate({"spec": cr["spec"]})
+    assert cr["metadata"]["namespace"] == NAMESPACE
+    cr["metadata"]["uid"] = "6a1b1f5e-4a55-4d2c-9a57-8d0a2c1e7f10"  # the API server sets it
+    job = build_job(cr, operator_settings(docs))
+    expected = VALUE_SETS[values_set].get("transcoder", {}).get("activeDeadlineSeconds", 21600)
+    assert job["spec"]["activeDeadlineSeconds"] == expected
+    bucket = VALUE_SETS[values_set].get("s3", {}).get("bucket", "vidconv")
+    assert cr["spec"]["input"]["bucket"] == cr["spec"]["output"]["bucket"] == bucket

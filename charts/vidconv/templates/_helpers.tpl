@@ -147,6 +147,12 @@ once and survive upgrades. include "vidconv.secretValue" (list . "<secret name>"
   value: {{ .Values.limits.maxWidth | int64 | quote }}
 - name: VIDCONV_MAX_HEIGHT
   value: {{ .Values.limits.maxHeight | int64 | quote }}
+# The API writes the deadline into each ConversionTask; the operator's Job takes it from there.
+- name: VIDCONV_JOB_ACTIVE_DEADLINE_SECONDS
+  value: {{ .Values.transcoder.activeDeadlineSeconds | int64 | quote }}
+# ffmpeg gets no longer than the Job itself.
+- name: VIDCONV_TRANSCODE_TIMEOUT_SECONDS
+  value: {{ .Values.transcoder.activeDeadlineSeconds | int64 | quote }}
 {{- end }}
 
 {{/*
