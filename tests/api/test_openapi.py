@@ -1,0 +1,49 @@
+"""The OpenAPI document is valid 3.1, describes every route the app has, and Swagger UI works
+offline. (Every response in tests/api is also checked against it: see helpers.py.)"""
+
+from __future__ import annotations
+
+from openapi_spec_validator import validate
+from starlette.routing import Mount, Route
+from starlette.testclient import TestClient
+
+
+def test_document_is_valid_openapi_3_1(client: TestClient) -> None:
+    r = client.get("/api/openapi.json")
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["openapi"] == "3.1.0"
+    validate(doc)
+
+
+def test_every_route_is_documented_and_nothing_else(client: TestClient) -> None:
+    doc = client.get("/api/openapi.json").json()
+    served: set[tuple[str, str]] = set()
+    for route in client.app.routes:  # type: ignore[attr-defined]
+        if isinstance(route, Mount):
+            assert route.path == "/docs/static"  # Swagger UI's assets only
+            continue
+        assert isinstance(route, Route)
+        served |= {(route.path, m.lower()) for m in route.methods or () if m != "HEAD"}
+    documented = {(path, method) for path, item in doc["paths"].items()
+                  for method in item if method != "parameters"}
+    assert served == documented
+
+
+def test_format_enum_is_the_transcoders(client: TestClient) -> None:
+    from vidconv import formats
+
+    doc = client.get("/api/openapi.json").json()
+    assert doc["components"]["schemas"]["Format"]["enum"] == formats.format_names()
+    assert set(doc["components"]["schemas"]["Options"]["properties"]) == set(formats.OPTIONS)
+
+
+def test_swagger_ui_is_served_from_local_assets(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "/api/openapi.json" in page.text
+    assert "http://" not in page.text and "https://" not in page.text  # no CDN
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        r = client.get(f"/docs/static/{asset}")
+        assert r.status_code == 200 and len(r.content) > 10_000
+    assert client.get("/docs/static/nope.js").status_code == 404
