@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
         routes=[*auth.routes, *tasks.routes, *health.routes, *docs.routes],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(ctx),
     )
     app.state.ctx = ctx

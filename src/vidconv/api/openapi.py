@@ -12,7 +12,7 @@ from vidconv import __version__ as _pkg_version
 from vidconv import formats
 
 _ERROR = {"$ref": "#/components/responses/Error"}
-_AUTH = [{"bearer": []}]
+_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:

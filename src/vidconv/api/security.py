@@ -25,12 +25,12 @@ class InvalidToken(Exception):
 
 
 def hash_password(password: str) -> str:
-    return _passwords.hash(password)
+    return str(_passwords.hash(password))
 
 
 @lru_cache(maxsize=1)
 def _dummy_hash() -> str:
-    return _passwords.hash(secrets.token_urlsafe(16))
+    return str(_passwords.hash(secrets.token_urlsafe(16)))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import anyio
@@ -28,7 +29,8 @@ async def readyz(request: Request) -> Response:
     """200 when the database and the storage answer, else 503 naming what failed."""
     ctx = get_ctx(request)
     checks: dict[str, str] = {}
-    probes = {"database": partial(_check_database, ctx), "storage": ctx.storage.check}
+    probes: dict[str, Callable[[], None]] = {
+        "database": partial(_check_database, ctx), "storage": ctx.storage.check}
     for name, probe in probes.items():
         try:
             with anyio.fail_after(5):
