@@ -152,3 +152,17 @@ def test_every_value_is_documented_by_a_comment() -> None:
         stack.append((indent, key, own))
         previous = (indent, own)
     assert undocumented == [], undocumented
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"postgresql": {"enabled": False}}, "database.external.url or database.external.existing"),
+    ({"minio": {"enabled": False}, "s3": {"existingSecret": "my-s3"}},
+     "s3.external.endpoint is required"),
+    ({"minio": {"enabled": False}, "s3": {"external": {"endpoint": "https://s3.example.com"}}},
+     "s3.external.accessKey (or s3.existingSecret)"),
+])
+def test_switching_off_a_bundled_service_without_its_replacement_says_what_is_missing(
+    chart: Any, helm: Any, values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(helm.HelmRenderError, match=re.escape(message)):
+        chart.render(values=values, name="vc", namespace=NAMESPACE)
