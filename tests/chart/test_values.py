@@ -35,6 +35,8 @@ def test_a_typo_in_values_fails_install_with_the_key_named(
     assert "additional properties" in str(info.value) or "got string" in str(info.value)
     with pytest.raises(helm.HelmError):  # rendering (install) refuses the values too
         chart.render(values=typo, name="vc", namespace=NAMESPACE)
+    report = helm.lint(CHART, typo, strict=True, kube_version="v1.30.0")  # and so does lint
+    assert report["errors"]
 
 
 def test_defaults_pass_the_schema(chart: Any) -> None:
