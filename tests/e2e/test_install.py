@@ -52,8 +52,11 @@ def test_upload_convert_watch_and_download(
         task_id = created.json()["task_id"]
 
         # The task is a ConversionTask the cluster shows with kubectl.
-        cts = json.loads(cluster.kubectl("get", "conversiontasks", "-o", "json"))["items"]
-        assert task_id in {ct["spec"]["taskId"] for ct in cts}
+        def listed() -> bool:
+            cts = json.loads(cluster.kubectl("get", "conversiontasks", "-o", "json"))["items"]
+            return task_id in {ct["spec"]["taskId"] for ct in cts}
+
+        wait_for(listed, f"the ConversionTask of {task_id}", timeout=60)
 
         def finished() -> dict[str, Any] | None:
             task = http.get(f"/api/tasks/{task_id}").json()
