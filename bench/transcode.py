@@ -1,0 +1,122 @@
+"""Transcoder overhead and speed per format, against raw ffmpeg running the same argv.
+
+For a generated 1280x720 30 fps clip (default 20 s, H.264 + AAC), and each format: the wall time of
+``python -m vidconv.transcoder`` (download to scratch, probe, ffmpeg, verify, deliver) and of plain
+ffmpeg running exactly the ``command`` from the transcoder's result (paths rewritten),
+interleaved in the same run. Prints medians, the ratio transcoder/ffmpeg (goal <= 1.10) and the
+x real-time speed.
+
+    .venv/bin/python bench/transcode.py [--runs 3] [--seconds 20] [--formats mp4,webm]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from vidconv.formats import format_names
+
+
+def ffmpeg_exe() -> str:
+    found = os.environ.get("VIDCONV_FFMPEG") or shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def make_clip(path: Path, seconds: float) -> None:
+    subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+         "-shortest", str(path)],
+        check=True,
+    )
+
+
+def run_transcoder(clip: Path, out: Path, fmt: str, env: dict[str, str]) -> tuple[float, dict]:
+    cmd = [sys.executable, "-m", "vidconv.transcoder", "--input", str(clip), "--output",
+           str(out), "--format", fmt]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    result = json.loads(proc.stdout.splitlines()[-1])
+    if proc.returncode != 0:
+        raise SystemExit(f"transcoder failed for {fmt}: {result}\n{proc.stderr[-2000:]}")
+    return elapsed, result
+
+
+def rewrite(command: list[str], clip: Path, out: Path) -> list[str]:
+    """The transcoder's argv, reading our clip and writing next to it (scratch is gone)."""
+    argv = list(command)
+    i = argv.index("-i")
+    argv[i + 1] = f"file:{clip}"
+    argv[-1] = f"file:{out}"
+    return argv
+
+
+def run_raw(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--formats", default=",".join(format_names()))
+    args = parser.parse_args()
+    formats = args.formats.split(",")
+
+    work = Path(tempfile.mkdtemp(prefix="vidconv-bench-"))
+    try:
+        clip = work / "clip.mp4"
+        make_clip(clip, args.seconds)
+        scratch = work / "scratch"
+        scratch.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIDCONV_")}
+        env.update({"VIDCONV_SCRATCH_DIR": str(scratch), "VIDCONV_LOG_LEVEL": "warning"})
+        if os.environ.get("VIDCONV_FFMPEG"):
+            env["VIDCONV_FFMPEG"] = os.environ["VIDCONV_FFMPEG"]
+        times: dict[str, tuple[list[float], list[float]]] = {f: ([], []) for f in formats}
+        source = ""
+        for run in range(args.runs):
+            for fmt in formats:  # interleaved: both sides see the same machine load
+                t, result = run_transcoder(clip, work / f"t.{fmt}", fmt, env)
+                source = f"{result['ffmpeg']} ({result['ffmpeg_source']})"
+                raw = run_raw(rewrite(result["command"], clip, work / f"r.{fmt}"))
+                times[fmt][0].append(t)
+                times[fmt][1].append(raw)
+                print(f"run {run + 1}/{args.runs} {fmt:5s} transcoder {t:6.2f} s  "
+                      f"ffmpeg {raw:6.2f} s", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\n{args.seconds:g} s 1280x720 30 fps H.264+AAC input, {os.cpu_count()} CPUs, "
+          f"medians of {args.runs} runs, ffmpeg {source}\n")
+    print("| format | ffmpeg (s) | transcoder (s) | ratio | x real time (transcoder) |")
+    print("|---|---:|---:|---:|---:|")
+    worst = 0.0
+    for fmt in formats:
+        t, raw = (statistics.median(v) for v in times[fmt])
+        worst = max(worst, t / raw)
+        print(f"| {fmt} | {raw:.2f} | {t:.2f} | {t / raw:.3f} | {args.seconds / t:.2f}x |")
+    print(f"\nworst ratio {worst:.3f} (goal <= 1.10)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
