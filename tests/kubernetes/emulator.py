@@ -35,6 +35,12 @@ BUILTIN = {
     "v1/events": ("Event", {"ev"}, set()),
     "batch/v1/jobs": ("Job", set(), {"status"}),
 }
+# Cluster-scoped: kopf waits for namespaces (and watches CRDs) before it watches anything.
+CLUSTER_SCOPED = {
+    "v1/namespaces": ("Namespace", {"ns"}, {"status"}),
+    "apiextensions.k8s.io/v1/customresourcedefinitions": (
+        "CustomResourceDefinition", {"crd"}, {"status"}),
+}
 
 
 @attrs.mutable(weakref_slot=True)
@@ -75,6 +81,11 @@ class Emulator(kmock.KubernetesEmulator):
         for key, (kind, short, subresources) in BUILTIN.items():
             self.resources[key] = kmock.ResourceInfo(
                 kind=kind, singular=kind.lower(), namespaced=True, verbs=VERBS,
+                shortnames=short, subresources=subresources,
+            )
+        for key, (kind, short, subresources) in CLUSTER_SCOPED.items():
+            self.resources[key] = kmock.ResourceInfo(
+                kind=kind, singular=kind.lower(), namespaced=False, verbs=VERBS,
                 shortnames=short, subresources=subresources,
             )
         self.install_crd(yaml.safe_load(CRD_FILE.read_text()))
@@ -175,10 +186,15 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_version(self, request: rendering.Request) -> Any:
         listing = await super()._serve_version(request)
+        listing["groupVersion"] = listing["groupVersion"].lstrip("/")  # core is "v1"
         for res in listing["resources"]:
             if "/" in res["name"]:  # subresources have no short names or categories
                 res["shortNames"], res["categories"] = [], []
         return listing
+
+    async def _serve_fetch(self, request: rendering.Request) -> Any:
+        obj = await super()._serve_fetch(request)
+        return self._table(request, [obj], with_columns=True) if _wants_table(request) else obj
 
     async def _serve_create(self, request: rendering.Request) -> Any:
         # The official clients only accept 201 Created.
@@ -387,6 +403,12 @@ class EmulatorThread:
         await self.emulator.__aenter__()
         self._server = kmock.Server(self.emulator)
         await self._server.__aenter__()
+        crd = yaml.safe_load(CRD_FILE.read_text())
+        # (Namespace objects can't be stored: kmock 0.8 parses /api/v1/namespaces/<name> as a
+        # namespace, not an object. The operator doesn't list namespaces: scanning is off.)
+        path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+        async with self.emulator.post(path, json=crd) as response:
+            response.raise_for_status()
 
     async def _stop(self) -> None:
         await self._server.__aexit__(None, None, None)

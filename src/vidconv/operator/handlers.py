@@ -45,6 +45,7 @@ async def ensure_job(
         events.normal(body, events.JOB_CREATED, f"created Job {name}")
     if not status.get("phase"):
         patch.status["phase"] = "Pending"
+        patch.status["progress"] = 0
     if status.get("jobName") != name:
         patch.status["jobName"] = name
 

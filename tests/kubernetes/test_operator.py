@@ -1,0 +1,211 @@
+"""The Kubernetes-native path end to end: REST API -> ConversionTask -> kopf operator -> Job ->
+transcoder (a local process run by the emulator's kubelet) -> S3 -> CR status -> database -> REST.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.api.helpers import Api
+from tests.kubernetes.conftest import Cluster, Operator
+from vidconv import resources
+
+pytestmark = [pytest.mark.kubernetes, pytest.mark.postgres, pytest.mark.s3]
+Clip = Callable[..., Path]
+
+
+def _phase(cluster: Cluster, task_id: str) -> str:
+    return str(((cluster.task(task_id) or {}).get("status") or {}).get("phase") or "")
+
+
+def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
+) -> None:
+    cluster.freeze()
+    task_id = api.submit(make_clip(1.0), "webm")
+    # No operator yet: the CR exists and the task waits.
+    assert api.task(task_id)["state"] == "PENDING"
+    cr = cluster.task(task_id)
+    assert cr is not None and cr["spec"]["format"] == "webm"
+    assert cr["spec"]["input"]["key"].startswith(f"inputs/{task_id}/")
+
+    operator.start()
+    # The container runs (frozen by the kubelet): the Job is active, the task STARTED.
+    cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
+    assert _phase(cluster, task_id) == "Running"
+    cluster.thaw()
+    task = api.wait(task_id)
+    assert task["state"] == "SUCCESS", task
+
+    r = api.client.get(f"/api/download?task_id={task_id}", headers=api.auth)
+    assert r.status_code == 200
+    assert r.content[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM file
+
+    status = cluster.task(task_id)["status"]  # type: ignore[index]
+    assert status["phase"] == "Succeeded" and status["progress"] == 100
+    assert status["attempts"] == 1 and status["jobName"] == resources.job_name(
+        resources.cr_name(task_id))
+    assert status["output"]["key"].startswith(f"outputs/{task_id}/")
+    assert status["output"]["key"].endswith(".webm")
+    assert status["output"]["size"] == len(r.content)
+    assert status["output"]["duration"] == pytest.approx(1.0, abs=0.2)
+    assert status["startedAt"] and status["completedAt"]
+    # The transcoder itself patched status.progress while the task was Running.
+    assert any(
+        (v.get("status") or {}).get("phase") == "Running" and "progress" in v["status"]
+        and v["status"]["progress"] > 0
+        for v in cluster.history(task_id)
+    )
+
+    [job] = cluster.jobs()
+    [owner] = job["metadata"]["ownerReferences"]
+    assert owner["kind"] == "ConversionTask" and owner["uid"] == cr["metadata"]["uid"]
+    assert owner["controller"] is True and owner["blockOwnerDeletion"] is True
+    pod_spec = job["spec"]["template"]["spec"]
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    container = pod_spec["containers"][0]["securityContext"]
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["capabilities"]["drop"] == ["ALL"]
+    assert len(cluster.pods()) == 1
+    reasons = [e["reason"] for e in cluster.events(task_id)]
+    assert {"JobCreated", "Started", "Succeeded"} <= set(reasons)
+
+
+def test_a_bad_input_fails_at_once_with_a_clear_error(
+    cluster: Cluster, operator: Operator, api: Api
+) -> None:
+    operator.start()
+    r = api.client.post("/api/tasks", headers=api.auth,
+                        files={"file": ("notes.mp4", b"these are not frames\n" * 50)},
+                        data={"conversion_type": "mp4"})
+    task_id = r.json()["task_id"]
+    task = api.wait(task_id)
+    assert task["state"] == "FAILURE"
+    assert "not a video" in task["error"]
+    assert len(cluster.pods()) == 1  # exit code 2 matched podFailurePolicy: no retry
+    status = cluster.task(task_id)["status"]  # type: ignore[index]
+    assert status["phase"] == "Failed" and status["reason"] == "BadInput"
+    assert "not a video" in status["message"]
+    assert "Failed" in [e["reason"] for e in cluster.events(task_id)]
+
+
+def test_a_retryable_failure_is_retried_up_to_the_backoff_limit(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
+) -> None:
+    # The Jobs get an S3 endpoint where nothing listens: every attempt fails with exit code 1.
+    from tests.servers import free_port
+
+    operator.env["VIDCONV_S3_ENDPOINT"] = f"http://127.0.0.1:{free_port()}"
+    operator.start()
+    task_id = api.submit(make_clip(1.0), "mp3")
+    task = api.wait(task_id, timeout=120)
+    assert task["state"] == "FAILURE"
+    assert len(cluster.pods()) == 3  # backoffLimit 2: the first attempt and two retries
+    status = cluster.task(task_id)["status"]  # type: ignore[index]
+    assert status["reason"] == "RetriesExhausted" and status["attempts"] == 3
+    assert "gave up after 3 attempts" in task["error"]
+    assert "download" in task["error"]
+
+
+def test_an_operator_killed_during_a_job_loses_nothing_when_restarted(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
+) -> None:
+    cluster.freeze()
+    operator.start()
+    task_id = api.submit(make_clip(1.0), "mp3")
+    cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
+    operator.kill()
+    # The Job ends while no operator runs.
+    cluster.thaw()
+    cluster.wait("the Job to complete", lambda: any(
+        c["type"] == "Complete" for j in cluster.jobs()
+        for c in (j.get("status") or {}).get("conditions") or []))
+    assert api.task(task_id)["state"] == "STARTED"
+
+    operator.start()
+    task = api.wait(task_id)
+    assert task["state"] == "SUCCESS"
+    assert len(cluster.jobs()) == 1 and len(cluster.pods()) == 1
+    assert _phase(cluster, task_id) == "Succeeded"
+
+
+def test_deleting_a_running_task_removes_cr_job_pod_and_objects(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip, s3_env: dict[str, str]
+) -> None:
+    cluster.freeze()
+    operator.start()
+    task_id = api.submit(make_clip(1.0), "mp3")
+    cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
+    [pid] = cluster.wait("the container", cluster.kubelet.running_pids)
+    assert _objects(s3_env, task_id)  # the uploaded input
+
+    r = api.client.delete(f"/api/tasks/{task_id}", headers=api.auth)
+    assert r.status_code == 204
+    assert cluster.task(task_id) is None
+    cluster.wait("Job and pod to go", lambda: not cluster.jobs() and not cluster.pods())
+    cluster.wait("the container to end", lambda: not _alive(pid))
+    r = api.client.get(f"/api/tasks/{task_id}", headers=api.auth)
+    assert r.status_code == 404
+    assert _objects(s3_env, task_id) == []
+
+
+def test_kubectl_shows_format_phase_progress_and_watch_streams_changes(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
+) -> None:
+    cluster.freeze()
+    operator.start()
+    task_id = api.submit(make_clip(1.0), "mp3")
+    name = resources.cr_name(task_id)
+    cluster.wait("Running", lambda: _phase(cluster, task_id) == "Running")
+
+    out = cluster.kubectl("get", "conversiontasks")
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()
+    assert header.split() == ["NAME", "FORMAT", "PHASE", "PROGRESS", "AGE"]
+    assert row.split()[:4] == [name, "mp3", "Running", "0"]
+
+    watch = cluster.kubectl_popen("get", "ct", "-w", "--output-watch-events")
+    try:
+        cluster.thaw()
+        assert api.wait(task_id)["state"] == "SUCCESS"
+        lines = cluster.read_until(watch, "Succeeded")
+    finally:
+        watch.kill()
+        watch.wait()
+    assert any(line.split()[:5] == ["MODIFIED", name, "mp3", "Succeeded", "100"]
+               for line in lines), lines
+
+    wide = cluster.kubectl("get", "ct", name, "-o", "wide")
+    assert wide.stdout.splitlines()[0].split() == ["NAME", "FORMAT", "PHASE", "PROGRESS", "JOB",
+                                                    "AGE"]
+    assert resources.job_name(name) in wide.stdout
+
+
+def _objects(s3_env: dict[str, str], task_id: str) -> list[str]:
+    from minio import Minio
+
+    client = Minio(s3_env["VIDCONV_S3_ENDPOINT"].split("://")[1],
+                   access_key=s3_env["VIDCONV_S3_ACCESS_KEY"],
+                   secret_key=s3_env["VIDCONV_S3_SECRET_KEY"], secure=False,
+                   region=s3_env["VIDCONV_S3_REGION"])
+    bucket = s3_env["VIDCONV_S3_BUCKET"]
+    return [str(o.object_name) for prefix in ("inputs", "outputs")
+            for o in client.list_objects(bucket, f"{prefix}/{task_id}/", recursive=True)]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead too: its parent (the kubelet) has not reaped it yet.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
