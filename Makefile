@@ -42,6 +42,9 @@ lint: $(STAMP) ## ruff and mypy.
 .PHONY: bench
 bench: $(STAMP) ## Run the benchmarks in bench/ (slow; prints ratios against baselines).
 	$(BIN)/python bench/transcode.py
+	$(BIN)/python bench/e2e.py
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/upload_memory.py
 
 .PHONY: clean
 clean: ## Remove .venv and ./var.
