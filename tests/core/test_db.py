@@ -76,3 +76,29 @@ def test_failure_result_keeps_the_error_and_code(sessions: sessionmaker[Session]
         assert (task.status, task.error, task.error_code) == (
             "FAILURE", "not a video", "invalid_input"
         )
+
+
+@pytest.mark.postgres
+def test_replicas_migrating_at_once_all_succeed(pg_url: str, tmp_path: Path) -> None:
+    """Four API replicas start together on a fresh database: none crashes."""
+    import subprocess
+    import sys
+    import time
+
+    go = tmp_path / "go"
+    # Each process imports everything first, then waits for the same instant to migrate.
+    code = (
+        "import sys, time, pathlib; from vidconv.db.session import upgrade\n"
+        "import alembic.command, sqlalchemy.dialects.postgresql.psycopg\n"
+        "while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.001)\n"
+        "upgrade(sys.argv[1])"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, pg_url, str(go)], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    time.sleep(3)  # let every process reach the wait loop (not a timing assertion)
+    go.touch()
+    errors = [p.communicate(timeout=60)[1].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
+    assert {"users", "tasks"} <= set(inspect(make_engine(pg_url)).get_table_names())
