@@ -1,0 +1,85 @@
+"""What a Job's state means for its task: the conditions Kubernetes sets, early and final."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from vidconv.operator.status import job_outcome, parse_termination_message, status_patch
+
+RESULT = {"event": "result", "status": "ok", "output": "s3://vc/outputs/t/a.webm",
+          "size": 1234, "duration": 2.0, "video_codec": "vp9", "audio_codec": "opus"}
+
+
+def _job(conditions: list[tuple[str, str]] = (), **status: Any) -> dict[str, Any]:  # type: ignore[assignment]
+    return {"spec": {"activeDeadlineSeconds": 600}, "status": {
+        "startTime": "2026-01-01T00:00:00Z", **status,
+        "conditions": [{"type": t, "status": "True", "reason": r, "message": f"{t} {r}",
+                        "lastTransitionTime": "2026-01-01T00:01:00Z"} for t, r in conditions]}}
+
+
+def _pod(code: int, message: str, finished: str = "2026-01-01T00:00:59Z") -> dict[str, Any]:
+    return {"status": {"containerStatuses": [{"name": "transcoder", "state": {"terminated": {
+        "exitCode": code, "message": message, "finishedAt": finished}}}]}}
+
+
+def test_an_active_job_is_running() -> None:
+    outcome = job_outcome(_job(active=1))
+    assert outcome.phase == "Running" and outcome.attempts == 1
+
+
+def test_a_suspended_job_waits_in_the_queue() -> None:
+    job = _job()
+    job["spec"]["suspend"] = True
+    assert job_outcome(job).phase == "Pending"
+
+
+@pytest.mark.parametrize("conditions", [
+    [("SuccessCriteriaMet", "CompletionsReached")],  # early: pods may still terminate
+    [("SuccessCriteriaMet", "CompletionsReached"), ("Complete", "CompletionsReached")],
+    [("Complete", "")],  # clusters before 1.31 set only the final one
+])
+def test_success_early_or_final_carries_the_pods_result(conditions: list[Any]) -> None:
+    pods = [_pod(1, json.dumps({"status": "error", "error": "flaky"}), "2026-01-01T00:00:10Z"),
+            _pod(0, json.dumps(RESULT))]
+    outcome = job_outcome(_job(conditions, succeeded=1, failed=1), pods)
+    assert outcome.phase == "Succeeded" and outcome.attempts == 2
+    patch = status_patch(outcome, {"phase": "Running"})
+    assert patch["phase"] == "Succeeded" and patch["progress"] == 100
+    assert patch["output"] == {"key": "outputs/t/a.webm", "size": 1234, "duration": 2.0,
+                               "videoCodec": "vp9", "audioCodec": "opus"}
+
+
+@pytest.mark.parametrize(("reason", "expected", "text"), [
+    ("PodFailurePolicy", "BadInput", "The input is not a video."),
+    ("BackoffLimitExceeded", "RetriesExhausted", "gave up after 3 attempts: storage down"),
+    ("DeadlineExceeded", "DeadlineExceeded", "did not finish within 600 seconds"),
+])
+@pytest.mark.parametrize("final", [False, True])
+def test_failures_say_why(reason: str, expected: str, text: str, final: bool) -> None:
+    error = "The input is not a video." if reason == "PodFailurePolicy" else "storage down"
+    conditions = [("FailureTarget", reason)] + ([("Failed", reason)] if final else [])
+    pods = [_pod(2 if expected == "BadInput" else 1,
+                 json.dumps({"status": "error", "error": error, "code": "x"}))]
+    outcome = job_outcome(_job(conditions, failed=3 if expected != "BadInput" else 1), pods)
+    assert outcome.phase == "Failed" and outcome.reason == expected
+    assert text in outcome.message
+    patch = status_patch(outcome, {"phase": "Running"})
+    assert patch["reason"] == expected and patch["conditions"][0]["type"] == "Failed"
+
+
+def test_a_phase_never_moves_back() -> None:
+    assert status_patch(job_outcome(_job(active=1)), {"phase": "Succeeded"}) == {}
+    assert status_patch(job_outcome(_job()), {"phase": "Running"}) == {}
+    assert status_patch(job_outcome(_job(active=1)), {"phase": "Running", "attempts": 1,
+                                                      "startedAt": "x"}) == {}
+
+
+def test_a_log_tail_as_termination_message_still_yields_the_result() -> None:
+    tail = 'Traceback...\n{"event":"progress","progress":50}\n' + json.dumps(
+        {"event": "result", "status": "error", "error": "boom"})
+    assert parse_termination_message(tail)["error"] == "boom"
+    assert parse_termination_message("Killed")["error"] == "Killed"
+    assert parse_termination_message("") == {}
