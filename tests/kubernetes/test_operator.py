@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.api.helpers import Api
-from tests.kubernetes.conftest import Cluster, Operator
+from tests.kubernetes.conftest import CT_PATH, Cluster, Operator
+from tests.servers import PostgresServer
 from vidconv import resources
+from vidconv.settings import Settings
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.postgres, pytest.mark.s3]
 Clip = Callable[..., Path]
@@ -209,3 +211,44 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_database_outage_delays_the_task_row_and_warns_on_the_task(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip, postgres: PostgresServer
+) -> None:
+    cluster.freeze()
+    operator.start()
+    task_id = api.submit(make_clip(1.0), "mp3")
+    cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
+    postgres.stop()
+    try:
+        cluster.thaw()
+        # The cluster side goes on: the CR ends, and the operator says it can't write the row.
+        cluster.wait("Succeeded", lambda: _phase(cluster, task_id) == "Succeeded")
+        cluster.wait("a warning", lambda: "DatabaseUnavailable" in _reasons(cluster, task_id))
+    finally:
+        postgres.start()
+    assert api.wait(task_id)["state"] == "SUCCESS"
+    cluster.wait("recovery", lambda: "DatabaseRecovered" in _reasons(cluster, task_id))
+    [warning] = [e for e in cluster.events(task_id) if e["reason"] == "DatabaseUnavailable"]
+    assert warning["type"] == "Warning"
+
+
+def _reasons(cluster: Cluster, task_id: str) -> list[str]:
+    return [e["reason"] for e in cluster.events(task_id)]
+
+
+def test_an_api_restart_recreates_a_missing_task_resource(
+    cluster: Cluster, api: Api, api_settings: Settings, make_clip: Clip
+) -> None:
+    from starlette.testclient import TestClient
+
+    from vidconv.api.app import create_app
+
+    task_id = api.submit(make_clip(1.0), "mp3")
+    name = resources.cr_name(task_id)
+    assert cluster.http.delete(f"{CT_PATH}/{name}").status_code == 200  # lost, as if never made
+    assert cluster.task(task_id) is None
+    with TestClient(create_app(api_settings)):  # start-up resubmits unfinished tasks
+        cr = cluster.task(task_id)
+    assert cr is not None and cr["spec"]["taskId"] == task_id
