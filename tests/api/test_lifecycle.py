@@ -119,3 +119,19 @@ def test_readyz_is_503_when_storage_is_unreachable(make_settings: MakeSettings) 
         assert r.json()["checks"] == {"database": "ok", "storage": "unavailable: StorageError"}
         assert "storage" in r.json()["message"]
         assert client.get("/healthz").status_code == 200
+
+
+def test_a_retryable_failure_is_retried_once_then_fails(api: Api, make_clip: Clip) -> None:
+    blocker = api.submit(_long_clip(make_clip), "webm")  # holds the only worker
+    _wait_running(api, blocker)
+    task_id = api.submit(make_clip(1.0), "mp3")
+    # A file where the output's folder should be: delivering the output fails with an OS
+    # error, which the transcoder calls retryable (exit 1).
+    objects = api.client.app.state.ctx.settings.objects_dir  # type: ignore[attr-defined]
+    (objects / "outputs").mkdir(parents=True, exist_ok=True)
+    (objects / "outputs" / task_id).write_text("in the way")
+    assert api.client.delete(f"/api/tasks/{blocker}", headers=api.auth).status_code == 204
+    task = api.wait(task_id)
+    assert task["state"] == "FAILURE", task
+    assert task["attempts"] == 2
+    assert task["error"]

@@ -67,6 +67,7 @@ class LocalExecutor:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.subprocess.Process] = {}
+        self._queued: set[str] = set()
         self._cancelled: set[str] = set()
         self._stopping = False
 
@@ -78,7 +79,7 @@ class LocalExecutor:
             for i in range(max(1, self.settings.workers))
         ]
         for task_id in await asyncio.to_thread(self._recover):
-            self._queue.put_nowait(task_id)
+            await self.submit(task_id)
 
     def _recover(self) -> list[str]:
         """Tasks a previous run left unfinished: queue them again, or fail them clearly."""
@@ -103,6 +104,7 @@ class LocalExecutor:
         return again
 
     async def submit(self, task_id: str) -> None:
+        self._queued.add(task_id)
         self._queue.put_nowait(task_id)
 
     async def cancel(self, task_id: str) -> None:
@@ -111,6 +113,8 @@ class LocalExecutor:
         proc = self._running.get(task_id)
         if proc is not None:
             await self._terminate(proc)
+        elif task_id not in self._queued:
+            self._cancelled.discard(task_id)  # nothing will come by to clear it
 
     async def stop(self) -> None:
         # Running conversions stay STARTED in the database: the next start() resumes them.
@@ -136,6 +140,7 @@ class LocalExecutor:
     async def _worker(self) -> None:
         while True:
             task_id = await self._queue.get()
+            self._queued.discard(task_id)
             try:
                 await self._run(task_id)
             except asyncio.CancelledError:
@@ -161,13 +166,13 @@ class LocalExecutor:
                 updates.record_started, self.sessions, task_id, attempts=attempt
             ):
                 return  # revoked or deleted meanwhile
-            outcome = await self._run_once(task)
+            outcome = await self._run_once(task, last=attempt >= MAX_ATTEMPTS)
             if outcome != "retry":
                 return
             log.info("task %s: retryable failure, attempt %d of %d", task_id, attempt,
                      MAX_ATTEMPTS)
 
-    async def _run_once(self, task: Task) -> str:
+    async def _run_once(self, task: Task, last: bool) -> str:
         """One transcoder run; returns "done", "retry" or "stopped"."""
         proc = await asyncio.create_subprocess_exec(
             *transcoder_command(self.storage, task),
@@ -195,14 +200,14 @@ class LocalExecutor:
             self._running.pop(task.id, None)
         if task.id in self._cancelled:
             return "done"  # the row is REVOKED already (or deleted)
-        if self._stopping and rc < 0:
+        if self._stopping and (rc < 0 or (result or {}).get("code") == "terminated"):
             return "stopped"  # left STARTED on purpose: the next start() resumes it
         if result is None:
             reason = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
             result = {"status": "error", "code": "crashed",
                       "error": f"the transcoder ended ({reason}) without a result: "
                                f"{stderr.strip()[-500:] or 'no output'}"}
-        if result.get("status") != "ok" and rc == 1:
+        if result.get("status") != "ok" and rc == 1 and not last:
             return "retry"
         await asyncio.to_thread(updates.record_result, self.sessions, task.id, result)
         return "done"
