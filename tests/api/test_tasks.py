@@ -144,8 +144,7 @@ def test_over_size_upload_is_413_and_leaves_nothing(
                         "Content-Type": "multipart/form-data; boundary=xyzzy"}, content=body())
         assert r.status_code == 413
         assert str(limit) in r.json()["message"]
-        # With a Content-Length the server refuses before reading.
-        assert api.upload(clip).status_code in (201, 413)
+        # With a Content-Length far over the limit the server refuses before reading.
         big = clip.read_bytes() * 40
         r = client.post("/api/tasks", headers=api.auth, files={"file": ("b.mp4", big)},
                         data={"conversion_type": "mp4"})
