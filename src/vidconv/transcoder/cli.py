@@ -125,27 +125,30 @@ def _check_bounds(settings: Settings, profile: Profile, info: Any, options: dict
 
 def _verify(tools: Tools, output: Path, profile: Profile, expected: float | None,
             out_time: float, keep_audio: bool) -> dict[str, Any]:
-    """Check what ffmpeg wrote; an output much shorter than promised means a damaged input.
+    """Probe what ffmpeg wrote; an output much shorter than promised means a damaged input.
 
-    The length is ffmpeg's own final output timestamp (-progress); only when it gave none do we
-    spend another probe (~50 ms, which would be most of the overhead on short conversions).
+    This probe costs ~50 ms, but ffmpeg's final out_time is the last *muxed* timestamp, which
+    with B-frames falls a few frames short of the real length; the result must be exact.
     """
     if not output.is_file() or output.stat().st_size == 0:
         raise BadInput("conversion_failed", "ffmpeg produced no output from this input.")
-    duration: float | None = out_time
-    if not out_time:
-        demuxer = sniff(output)
-        if demuxer is None:
-            raise Retryable("output_unreadable", "The converted file is not readable.")
-        duration = probe(tools, output, demuxer).duration
-    if expected and duration is not None and duration < expected - max(1.0, expected * 0.1):
+    demuxer = sniff(output)
+    if demuxer is None:
+        raise Retryable("output_unreadable", "The converted file is not readable.")
+    info = probe(tools, output, demuxer)
+    duration = info.duration if info.duration is not None else out_time
+    if expected and duration < expected - max(1.0, expected * 0.1):
         raise BadInput("truncated_input",
                        f"Only {duration:.1f} s of the expected {expected:.1f} s could be "
                        "decoded; the input is truncated or damaged.")
-    # The codecs are the ones we told ffmpeg to encode with; it fails rather than substitute.
-    return {"duration": round(duration, 3) if duration is not None else None,
-            "video_codec": profile.video.name if profile.video else None,
-            "audio_codec": profile.audio.name if keep_audio else None}
+    video = info.video.codec if info.video else None
+    audio = info.audio.codec if info.audio else None
+    wanted = (profile.video.name if profile.video else None,
+              profile.audio.name if keep_audio else None)
+    if (video, audio) != wanted:
+        raise Retryable("output_mismatch", f"ffmpeg wrote {video}/{audio}, not {wanted[0]}/"
+                                           f"{wanted[1]}; this ffmpeg build lacks an encoder.")
+    return {"duration": round(duration, 3), "video_codec": video, "audio_codec": audio}
 
 
 def main(argv: list[str] | None = None) -> int:
