@@ -47,8 +47,15 @@ def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
     assert r.status_code == 200
     assert r.content[:4] == b"\x1a\x45\xdf\xa3"  # EBML: a WebM file
 
-    status = cluster.task(task_id)["status"]  # type: ignore[index]
+    done = cluster.task(task_id)
+    assert done is not None
+    status = done["status"]
     assert status["phase"] == "Succeeded" and status["progress"] == 100
+    # kopf's bookkeeping is ours: vidconv.io finalizer and annotations, nothing in status.
+    assert done["metadata"]["finalizers"] == [resources.FINALIZER]
+    assert any(k.startswith("vidconv.io/") for k in done["metadata"]["annotations"])
+    assert not any("kopf" in k for k in done["metadata"]["annotations"])
+    assert "kopf" not in status
     assert status["attempts"] == 1 and status["jobName"] == resources.job_name(
         resources.cr_name(task_id))
     assert status["output"]["key"].startswith(f"outputs/{task_id}/")

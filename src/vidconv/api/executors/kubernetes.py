@@ -118,36 +118,28 @@ class KubernetesExecutor:
                 raise
 
     def _delete_and_wait(self, task_id: str) -> None:
-        """Delete the CR and wait (bounded) until it and its Job are gone."""
-        from kubernetes.client import BatchV1Api
+        """Delete the CR in the foreground and wait (bounded) until it is gone.
+
+        Foreground: the API server keeps the CR until its Job (blockOwnerDeletion) is deleted,
+        so "the CR is gone" means "the Job is gone" and the API needs no rights on Jobs.
+        """
         from kubernetes.client.exceptions import ApiException
 
-        name, ns = resources.cr_name(task_id), self.settings.namespace
-        args = (resources.GROUP, resources.VERSION, ns, resources.PLURAL, name)
+        args = (resources.GROUP, resources.VERSION, self.settings.namespace, resources.PLURAL,
+                resources.cr_name(task_id))
         try:
-            self.api.delete_namespaced_custom_object(
-                *args, propagation_policy="Background"
-            )
+            self.api.delete_namespaced_custom_object(*args, propagation_policy="Foreground")
         except ApiException as exc:
             if exc.status == 404:
                 return
             raise
-        batch = BatchV1Api(self.api.api_client)
         deadline = time.monotonic() + CANCEL_WAIT_SECONDS
-        checks = (
-            lambda: self.api.get_namespaced_custom_object(*args),
-            lambda: batch.read_namespaced_job(resources.job_name(name), ns),
-        )
-        for check in checks:
-            while time.monotonic() < deadline:
-                try:
-                    check()
-                except ApiException as exc:
-                    if exc.status == 404:
-                        break
-                    raise
-                time.sleep(0.2)
-            else:
-                log.warning("task %s: still being deleted after %ss", task_id,
-                            CANCEL_WAIT_SECONDS)
-                return
+        while time.monotonic() < deadline:
+            try:
+                self.api.get_namespaced_custom_object(*args)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return
+                raise
+            time.sleep(0.2)
+        log.warning("task %s: still being deleted after %ss", task_id, CANCEL_WAIT_SECONDS)
