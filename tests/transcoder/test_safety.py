@@ -145,3 +145,17 @@ def test_ffprobe_absent_probe_also_refuses_garbage(tmp_path: Path, env: dict[str
     exe = imageio_ffmpeg.get_ffmpeg_exe()
     run = transcode(fake, out, "mp4", env={**env, "VIDCONV_FFMPEG": exe})
     assert_permanent(run, "invalid_input", "not a readable video", out)
+
+
+def test_input_hiding_its_length_is_still_cut_at_the_maximum(
+        tmp_path: Path, env: dict[str, str]) -> None:
+    # Matroska written to a pipe has no duration in its header: the length check can't see it.
+    clip = tmp_path / "noduration.mkv"
+    with clip.open("wb") as f:
+        subprocess.run([ffmpeg_path(), "-v", "error", "-f", "lavfi",
+                        "-i", "testsrc2=size=320x240:rate=30:duration=3", "-c:v", "mjpeg",
+                        "-f", "matroska", "pipe:1"], stdout=f, check=True)
+    out = tmp_path / "o.mp4"
+    run = transcode(clip, out, "mp4", env={**env, "VIDCONV_MAX_DURATION_SECONDS": "1"})
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.result["duration"] == pytest.approx(1.0, abs=0.1)

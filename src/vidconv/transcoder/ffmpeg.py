@@ -31,12 +31,10 @@ def build_command(ffmpeg: str, info: MediaInfo, src: Path, dst: Path, profile: P
     if options.get("start"):
         cmd += ["-ss", _seconds(options["start"])]  # input seek: fast, exact when re-encoding
     cmd += ["-i", f"file:{src}"]
-    limit = options.get("duration")
-    if info.duration is None:
-        # Unknown length (e.g. a browser recording): cap the work at the allowed maximum.
-        limit = min(limit or max_duration, max_duration)
-    if limit:
-        cmd += ["-t", _seconds(limit)]
+    # Always capped at the allowed maximum: the header's duration (checked before) may lie, or
+    # be missing (browser recordings), and the content run on for hours.
+    limit = min(float(options.get("duration") or max_duration), max_duration)
+    cmd += ["-t", _seconds(limit)]
     keep_audio = info.audio is not None and options.get("audio", True)
     if profile.video is not None:
         cmd += ["-map", "0:V:0"]  # the first real video stream (capital V: no cover art)
