@@ -53,8 +53,9 @@ def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
     assert status["phase"] == "Succeeded" and status["progress"] == 100
     # kopf's bookkeeping is ours: vidconv.io finalizer and annotations, nothing in status.
     assert done["metadata"]["finalizers"] == [resources.FINALIZER]
-    assert any(k.startswith("vidconv.io/") for k in done["metadata"]["annotations"])
-    assert not any("kopf" in k for k in done["metadata"]["annotations"])
+    annotations = done["metadata"]["annotations"]
+    assert "vidconv.io/last-handled-configuration" in annotations
+    assert all(k.startswith("vidconv.io/") for k in annotations), annotations
     assert "kopf" not in status
     assert status["attempts"] == 1 and status["jobName"] == resources.job_name(
         resources.cr_name(task_id))
