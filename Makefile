@@ -45,6 +45,7 @@ bench: $(STAMP) ## Run the benchmarks in bench/ (slow; prints ratios against bas
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/upload_memory.py
+	$(BIN)/python bench/reconcile.py
 
 .PHONY: clean
 clean: ## Remove .venv and ./var.
