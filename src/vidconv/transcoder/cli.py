@@ -21,7 +21,7 @@ from vidconv.formats import FormatError, Profile, get_profile, validate_options
 from vidconv.settings import Settings
 from vidconv.transcoder import ffmpeg, locations
 from vidconv.transcoder.errors import BadInput, Retryable, Terminated, TranscodeError
-from vidconv.transcoder.probe import identify, probe, sniff
+from vidconv.transcoder.probe import MediaInfo, identify, probe, sniff
 from vidconv.transcoder.report import Reporters
 from vidconv.transcoder.tools import Tools, locate
 
@@ -104,7 +104,8 @@ def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
             "ffmpeg": tools.ffmpeg, "ffmpeg_source": tools.source}
 
 
-def _check_bounds(settings: Settings, profile: Profile, info: Any, options: dict[str, Any]) -> None:
+def _check_bounds(settings: Settings, profile: Profile, info: MediaInfo,
+                  options: dict[str, Any]) -> None:
     if info.duration is not None and info.duration > settings.max_duration_seconds:
         raise BadInput("too_long", f"The input lasts {info.duration:.0f} s, more than the limit "
                                    f"of {settings.max_duration_seconds:g} s.")
