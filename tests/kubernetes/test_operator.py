@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.helpers import Api
-from tests.kubernetes.conftest import CT_PATH, Cluster, Operator
+from tests.kubernetes.conftest import CT_PATH, JOBS_PATH, Cluster, Operator
 from tests.servers import PostgresServer
 from vidconv import resources
 from vidconv.settings import Settings
@@ -260,3 +260,21 @@ def test_an_api_restart_recreates_a_missing_task_resource(
     with TestClient(create_app(api_settings)):  # start-up resubmits unfinished tasks
         cr = cluster.task(task_id)
     assert cr is not None and cr["spec"]["taskId"] == task_id
+
+
+def test_a_job_lost_while_its_task_runs_is_created_again(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
+) -> None:
+    operator.env["VIDCONV_OPERATOR_RESYNC_SECONDS"] = "1"
+    cluster.freeze()
+    operator.start()
+    task_id = api.submit(make_clip(1.0), "mp3")
+    cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
+    cluster.kubelet.freeze = False  # the next pod runs through
+    [job] = cluster.jobs()
+    r = cluster.http.delete(f"{JOBS_PATH}/{job['metadata']['name']}")
+    assert r.status_code == 200  # deleted by hand, or by its TTL while no operator watched
+    assert api.wait(task_id)["state"] == "SUCCESS"
+    [again] = cluster.jobs()
+    assert again["metadata"]["uid"] != job["metadata"]["uid"]
+    assert "JobRecreated" in _reasons(cluster, task_id)

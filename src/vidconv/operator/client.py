@@ -29,6 +29,15 @@ class Cluster:
             raise
         return True
 
+    def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found = self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _json(found)
+
     def job_pods(self, namespace: str, job_name: str) -> list[dict[str, Any]]:
         """The Job's pods; ``batch.kubernetes.io/job-name`` is the label since 1.27."""
         for label in ("batch.kubernetes.io/job-name", "job-name"):

@@ -10,6 +10,7 @@ import kopf
 from vidconv import resources
 
 JOB_CREATED = "JobCreated"
+JOB_RECREATED = "JobRecreated"
 STARTED = "Started"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"

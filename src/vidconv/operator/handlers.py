@@ -23,9 +23,12 @@ from vidconv.operator import events
 from vidconv.operator.context import Context
 from vidconv.operator.job import build_job
 from vidconv.operator.status import TERMINAL, job_outcome, mirror_status, status_patch
+from vidconv.settings import Settings
 
 CR = (resources.GROUP, resources.VERSION, resources.PLURAL)
 DB_BACKOFF = (0.5, 1, 2, 4, 8, 15, 30)
+# Decorators are evaluated at import: the interval comes from the environment directly.
+RESYNC_SECONDS = Settings.from_env().operator_resync_seconds
 
 
 @kopf.on.create(*CR)
@@ -52,18 +55,55 @@ async def ensure_job(
 
 @kopf.on.event("batch", "v1", "jobs", labels={resources.TASK_LABEL: kopf.PRESENT})
 async def follow_job(
-    type: str | None, body: kopf.Body, meta: kopf.Meta, namespace: str | None,
-    memo: kopf.Memo, logger: kopf.Logger, **_: Any,
+    type: str | None, body: kopf.Body, namespace: str | None, memo: kopf.Memo,
+    logger: kopf.Logger, **_: Any,
 ) -> None:
     """Mirror a Job's state into its ConversionTask's status."""
-    owner = _owner(meta)
-    if type == "DELETED" or owner is None or namespace is None:
+    if type == "DELETED" or namespace is None:
         return
+    await sync_task(memo.ctx, namespace, body, logger)
+
+
+@kopf.timer(
+    *CR, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS,
+    when=lambda status, **_: status.get("phase") not in TERMINAL,
+)
+async def resync(
+    body: kopf.Body, meta: kopf.Meta, namespace: str | None, memo: kopf.Memo,
+    logger: kopf.Logger, **_: Any,
+) -> None:
+    """The safety net under the Job events: an unfinished task's Job, read again every minute.
+
+    A Job event whose handling failed is not retried by kopf; a Job deleted by hand (or by its
+    TTL while nobody watched) leaves a task that would wait forever. Here the first is synced
+    and the second re-created (the conversion is idempotent: same input, same output key).
+    """
     ctx: Context = memo.ctx
-    outcome = job_outcome(body)
+    if namespace is None:
+        return
+    job = await asyncio.to_thread(ctx.cluster.get_job, namespace, resources.job_name(meta["name"]))
+    if job is not None:
+        await sync_task(ctx, namespace, job, logger)
+        return
+    manifest = build_job(body, ctx.settings)
+    if await asyncio.to_thread(ctx.cluster.create_job, manifest):
+        logger.warning("the Job of %s was gone; created it again", meta["name"])
+        events.warning(body, events.JOB_RECREATED,
+                       "the Job was gone before the task ended; created it again")
+
+
+async def sync_task(
+    ctx: Context, namespace: str, job: Mapping[str, Any], logger: logging.Logger | kopf.Logger
+) -> None:
+    """Job (+ its pods at the end) -> the owning ConversionTask's status, if anything changed."""
+    meta = job["metadata"]
+    owner = _owner(meta)
+    if owner is None:
+        return
+    outcome = job_outcome(job)
     if outcome.finished:  # only the end needs the pods (for the termination message)
         pods = await asyncio.to_thread(ctx.cluster.job_pods, namespace, meta["name"])
-        outcome = job_outcome(body, pods)
+        outcome = job_outcome(job, pods)
     task = await asyncio.to_thread(ctx.cluster.get_task, namespace, owner["name"])
     if task is None or task["metadata"].get("uid") != owner.get("uid"):
         return

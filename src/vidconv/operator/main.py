@@ -42,6 +42,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.level = logging.WARNING  # log warnings become events on the CR too
     # One replica with strategy Recreate: no peering objects to keep.
     settings.peering.standalone = True
+    # One fixed namespace and our own CRD: no cluster-wide listing of namespaces or CRDs,
+    # so the operator's RBAC stays namespaced (least privilege).
+    settings.scanning.disabled = True
     memo.ctx = Context(ours)
 
 

@@ -69,7 +69,7 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     for cs in (pod.get("status") or {}).get("containerStatuses") or []:
         if cs.get("name") == CONTAINER:
             term = (cs.get("state") or {}).get("terminated")
-            return term  # type: ignore[no-any-return]
+            return term
     return None
 
 
@@ -135,7 +135,7 @@ def status_patch(outcome: Outcome, current: Mapping[str, Any]) -> dict[str, Any]
     A phase never moves back (a replayed old Job event must not undo an end).
     """
     phase = str(current.get("phase") or "")
-    if phase in TERMINAL or RANK[outcome.phase] < RANK[phase]:
+    if phase in TERMINAL or RANK[outcome.phase] < RANK.get(phase, 0):
         return {}
     patch: dict[str, Any] = {}
     if outcome.phase != phase:
