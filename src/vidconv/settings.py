@@ -80,6 +80,8 @@ class Settings:
     job_ttl_seconds_after_finished: int = 3600
     # The operator's liveness endpoint (kopf serves it; empty: none).
     operator_liveness: str = "http://0.0.0.0:8080/healthz"
+    # How often the operator re-reads the Job of each unfinished task (a safety net under events).
+    operator_resync_seconds: float = 60.0
 
     log_level: str = "info"
 
