@@ -23,7 +23,7 @@ async def list_tasks(request: Request) -> Response:
     order = query_int(request, "order", 0, 0, 1)
     ctx = get_ctx(request)
     rows = await anyio.to_thread.run_sync(tasks.list_tasks, ctx.sessions, owner, limit, order == 1)
-    return JSONResponse({"tasks": [tasks.summary(t) for t in rows]})
+    return JSONResponse({"tasks": rows})
 
 
 async def create_task(request: Request) -> Response:

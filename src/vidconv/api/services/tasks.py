@@ -47,12 +47,15 @@ def insert_task(sessions: sessionmaker[Session], task: Task) -> None:
 
 def list_tasks(
     sessions: sessionmaker[Session], owner: str, limit: int, descending: bool
-) -> list[Task]:
+) -> list[dict[str, Any]]:
+    """GET /api/tasks items (the seed's keys); three columns, no ORM objects: it is hot."""
     order = (Task.created_at.desc(), Task.id.desc()) if descending else (
         Task.created_at.asc(), Task.id.asc())
+    query = (select(Task.id, Task.conversion_type, Task.status)
+             .where(Task.owner_id == owner).order_by(*order).limit(limit))
     with sessions() as session:
-        query = select(Task).where(Task.owner_id == owner).order_by(*order).limit(limit)
-        return list(session.scalars(query))
+        return [{"task_id": i, "conversion_type": c, "status": s}
+                for i, c, s in session.execute(query)]
 
 
 def get_owned(sessions: sessionmaker[Session], owner: str, task_id: str) -> Task:
@@ -92,11 +95,6 @@ def _iso(value: datetime | None) -> str | None:
 
 def download_name(task: Task) -> str:
     return task.output_key.rsplit("/", 1)[-1]
-
-
-def summary(task: Task) -> dict[str, Any]:
-    """One item of GET /api/tasks (the seed's keys)."""
-    return {"task_id": task.id, "conversion_type": task.conversion_type, "status": task.status}
 
 
 def detail(task: Task) -> dict[str, Any]:
