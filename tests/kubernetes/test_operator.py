@@ -278,3 +278,26 @@ def test_a_job_lost_while_its_task_runs_is_created_again(
     [again] = cluster.jobs()
     assert again["metadata"]["uid"] != job["metadata"]["uid"]
     assert "JobRecreated" in _reasons(cluster, task_id)
+
+
+def test_a_conversion_past_its_deadline_fails_with_that_reason(
+    cluster: Cluster, operator: Operator, api_settings: Settings, make_clip: Clip
+) -> None:
+    from dataclasses import replace
+
+    from starlette.testclient import TestClient
+
+    from vidconv.api.app import create_app
+
+    cluster.freeze()  # the container never gets to finish
+    operator.start()
+    settings = replace(api_settings, job_active_deadline_seconds=1)
+    with TestClient(create_app(settings)) as client:
+        api = Api(client)
+        api.signup()
+        task_id = api.submit(make_clip(1.0), "mp3")
+        task = api.wait(task_id)
+    assert task["state"] == "FAILURE"
+    assert "did not finish within 1 seconds" in task["error"]
+    assert cluster.task(task_id)["status"]["reason"] == "DeadlineExceeded"  # type: ignore[index]
+    assert len(cluster.pods()) == 1
