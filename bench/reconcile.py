@@ -70,8 +70,9 @@ def _job_count(thread: EmulatorThread) -> int:
     return thread.call(count())
 
 
-def one_round(n: int, concurrency: int, workdir: Path) -> tuple[float, float]:
-    """(seconds to create n bare objects, seconds from the first CR create to the n-th Job)."""
+def one_round(n: int, concurrency: int, workdir: Path) -> tuple[float, float, float]:
+    """Seconds to create n bare objects, seconds from the first CR create to the n-th Job, and
+    API requests per task in that time (CR creates included)."""
     with EmulatorThread() as thread:
         kubeconfig = thread.write_kubeconfig(workdir / "kubeconfig", NS)
         started = time.perf_counter()
@@ -90,11 +91,15 @@ def one_round(n: int, concurrency: int, workdir: Path) -> tuple[float, float]:
 
         upgrade(env["VIDCONV_DATABASE_URL"])
         with (workdir / "operator.log").open("ab") as log:
-            op = subprocess.Popen([sys.executable, "-m", "vidconv.cli", "operator"], env=env,
-                                  stdout=log, stderr=subprocess.STDOUT)
+            # BENCH_PROFILE=file: cProfile the operator (its event loop thread).
+            profile = os.environ.get("BENCH_PROFILE")
+            prof = ["-m", "cProfile", "-o", profile] if profile else []
+            op = subprocess.Popen([sys.executable, *prof, "-m", "vidconv.cli", "operator"],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_for_port(port, 30)
             time.sleep(1.0)  # let kopf open its watches before the burst
+            served = thread.emulator.served
             started = time.perf_counter()
             asyncio.run(_create_all(thread.url, CT, [_task(i) for i in range(n)], concurrency))
             while _job_count(thread) < n:
@@ -102,10 +107,11 @@ def one_round(n: int, concurrency: int, workdir: Path) -> tuple[float, float]:
                     raise RuntimeError(f"operator died; see {workdir / 'operator.log'}")
                 time.sleep(0.02)
             reconcile = time.perf_counter() - started
+            per_task = (thread.emulator.served - served) / n
         finally:
             op.terminate()
             op.wait(30)
-        return bare, reconcile
+        return bare, reconcile, per_task
 
 
 def main() -> int:
@@ -114,23 +120,26 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=50)
     args = parser.parse_args()
-    bares, reconciles = [], []
+    bares, reconciles, requests = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-reconcile-") as tmp:
         tmp = os.environ.get("BENCH_DIR", tmp)
         for i in range(args.rounds):
             workdir = Path(tmp, f"round{i}")
             workdir.mkdir()
-            bare, reconcile = one_round(args.tasks, args.concurrency, workdir)
+            bare, reconcile, per_task = one_round(args.tasks, args.concurrency, workdir)
             bares.append(bare)
             reconciles.append(reconcile)
-            print(f"round {i + 1}: bare create {bare:.2f} s, CR -> all Jobs {reconcile:.2f} s")
+            requests.append(per_task)
+            print(f"round {i + 1}: bare create {bare:.2f} s, CR -> all Jobs {reconcile:.2f} s, "
+                  f"{per_task:.1f} API requests per task")
     bare, reconcile = statistics.median(bares), statistics.median(reconciles)
     n = args.tasks
     print(f"\n{platform.node()} {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d')}, "
           f"{n} tasks, concurrency {args.concurrency}, median of {args.rounds}")
     print(f"emulator bare create : {bare:6.2f} s  {n / bare:7.1f} objects/s")
     print(f"operator CR -> Job   : {reconcile:6.2f} s  {n / reconcile:7.1f} Jobs/s")
-    print(f"ratio (reconcile / bare create): {reconcile / bare:.1f}x")
+    print(f"ratio (reconcile / bare create): {reconcile / bare:.1f}x; "
+          f"{statistics.median(requests):.1f} API requests per task until its Job exists")
     return 0
 
 

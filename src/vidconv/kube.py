@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient, Configuration
 
 
+POOL_SIZE = 32
+
+
 def load_configuration(settings: Settings) -> Configuration:
     from kubernetes import config
     from kubernetes.client import Configuration
@@ -21,11 +24,14 @@ def load_configuration(settings: Settings) -> Configuration:
     cfg = Configuration()
     if settings.kubeconfig:
         config.load_kube_config(config_file=settings.kubeconfig, client_configuration=cfg)
-        return cfg
-    try:
-        config.load_incluster_config(client_configuration=cfg)
-    except config.ConfigException:
-        config.load_kube_config(client_configuration=cfg)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=cfg)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=cfg)
+    # As many pooled connections as threads calling (the default of 4 makes a burst of
+    # concurrent calls open and drop a connection each).
+    cfg.connection_pool_maxsize = POOL_SIZE
     return cfg
 
 

@@ -111,6 +111,7 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatch):
     )
     _columns: dict[Any, list[dict[str, Any]]] = attrs.field(factory=dict, init=False)
     _gc_tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
+    served: int = attrs.field(default=0, init=False)  # requests so far (for bench/reconcile.py)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -145,6 +146,7 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatch):
     # -- the write path: fill in what the API server owns ------------------------------------
 
     async def _handle(self, request: rendering.Request) -> Any:
+        self.served += 1
         res = request.resource
         if res is not None and isinstance(request.data, dict):
             if request.action == kmock.action.CREATE:

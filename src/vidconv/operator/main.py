@@ -3,12 +3,15 @@ that would put kopf's bookkeeping outside vidconv.io or keep state in memory).""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 from typing import Any
 
 import kopf
 
 from vidconv import resources
+from vidconv.kube import POOL_SIZE
 from vidconv.settings import Settings, get_settings
 
 # Watches end server-side after SERVER_TIMEOUT and are re-opened from the last resourceVersion;
@@ -19,7 +22,7 @@ CONNECT_TIMEOUT = 10
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     from vidconv.operator.context import Context
 
     ours: Settings = memo.get("settings") or get_settings()
@@ -45,6 +48,10 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     # One fixed namespace and our own CRD: no cluster-wide listing of namespaces or CRDs,
     # so the operator's RBAC stays namespaced (least privilege).
     settings.scanning.disabled = True
+    # The handlers' blocking API and database calls run in the loop's default executor; size it
+    # to the connection pool (the default is cpu_count + 4 threads).
+    asyncio.get_running_loop().set_default_executor(
+        concurrent.futures.ThreadPoolExecutor(POOL_SIZE, thread_name_prefix="vidconv-io"))
     memo.ctx = Context(ours)
 
 
