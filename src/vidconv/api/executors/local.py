@@ -154,9 +154,12 @@ class LocalExecutor:
             finally:
                 self._cancelled.discard(task_id)
 
-    async def _run(self, task_id: str) -> None:
+    def _load(self, task_id: str) -> Task | None:
         with self.sessions() as session:
-            task = session.get(Task, task_id)
+            return session.get(Task, task_id)
+
+    async def _run(self, task_id: str) -> None:
+        task = await asyncio.to_thread(self._load, task_id)
         if task is None or TaskState(task.status).finished or task_id in self._cancelled:
             return
         attempt = task.attempts
