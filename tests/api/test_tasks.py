@@ -66,8 +66,10 @@ def test_list_honours_max_and_order(api: Api, make_clip: Clip) -> None:
     desc = api.client.get("/api/tasks?order=1&max=2", headers=api.auth).json()["tasks"]
     assert [t["task_id"] for t in asc] == ids
     assert [t["task_id"] for t in desc] == ids[::-1][:2]
-    for bad in ("max=0", "max=x", "order=2"):
+    for bad in ("max=0", "max=x", "order=2", "max=-1"):
         assert api.client.get(f"/api/tasks?{bad}", headers=api.auth).status_code == 422
+    huge = api.client.get("/api/tasks?max=100000", headers=api.auth)
+    assert huge.status_code == 200 and len(huge.json()["tasks"]) == 3
 
 
 @pytest.mark.parametrize(("fields", "status", "words"), [
