@@ -156,6 +156,20 @@ def test_over_size_upload_is_413_and_leaves_nothing(
         assert list(tmp.iterdir()) == []
 
 
+@pytest.mark.parametrize("body", [
+    b"garbage",
+    b"--x\r\nbad header line\r\n\r\nabc\r\n--x--\r\n",
+    b"--x\r\nContent-Disposition: form-data; name=\"conversion_type\"\r\n\r\nmp4\r\n"
+    b"--x\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp4\"\r\n\r\ncut",
+])
+def test_malformed_or_truncated_multipart_is_400(api: Api, body: bytes) -> None:
+    r = api.client.post("/api/tasks", content=body,
+                        headers={**api.auth, "Content-Type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 400
+    assert "malformed" in r.json()["message"]
+    assert _objects(api) == [] and _row_count(api) == 0
+
+
 def test_other_content_types_are_415(api: Api) -> None:
     r = api.client.post("/api/tasks", headers={**api.auth, "Content-Type": "text/plain"},
                         content=b"hello")

@@ -70,6 +70,7 @@ class _PartCollector:
         self.value: bytearray | None = None
         self.out: IO[bytes] | None = None
         self.fields_bytes = 0
+        self.file_complete = False
 
     def callbacks(self) -> dict[str, object]:
         return {
@@ -122,6 +123,7 @@ class _PartCollector:
         if self.out is not None:
             self.out.close()
             self.out = None
+            self.file_complete = True
         elif self.value is not None and self.name:
             self.upload.fields[self.name] = self.value.decode("utf-8", "replace")
         self.value = None
@@ -163,6 +165,9 @@ async def receive_multipart(request: Request, tmp_dir: Path, max_bytes: int) -> 
         upload.discard()
         raise
     collector.close()
+    if upload.path is not None and not collector.file_complete:
+        upload.discard()  # the body ended inside the file part: a truncated file
+        raise bad_request("the multipart body is malformed (the file part never ends)")
     return upload
 
 
