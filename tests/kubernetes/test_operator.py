@@ -97,6 +97,7 @@ def test_a_bad_input_fails_at_once_with_a_clear_error(
     task = api.wait(task_id)
     assert task["state"] == "FAILURE"
     assert "not a video" in task["error"]
+    assert task["error_code"] == "unsupported_container"  # as in the embedded mode
     assert len(cluster.pods()) == 1  # exit code 2 matched podFailurePolicy: no retry
     status = cluster.task(task_id)["status"]  # type: ignore[index]
     assert status["phase"] == "Failed" and status["reason"] == "BadInput"
@@ -120,6 +121,7 @@ def test_a_retryable_failure_is_retried_up_to_the_backoff_limit(
     assert status["reason"] == "RetriesExhausted" and status["attempts"] == 3
     assert "gave up after 3 attempts" in task["error"]
     assert "download" in task["error"]
+    assert task["error_code"] == "storage_unavailable"
 
 
 def test_an_operator_killed_during_a_job_loses_nothing_when_restarted(
@@ -299,5 +301,6 @@ def test_a_conversion_past_its_deadline_fails_with_that_reason(
         task = api.wait(task_id)
     assert task["state"] == "FAILURE"
     assert "did not finish within 1 seconds" in task["error"]
+    assert task["error_code"] == "timeout"
     assert cluster.task(task_id)["status"]["reason"] == "DeadlineExceeded"  # type: ignore[index]
     assert len(cluster.pods()) == 1

@@ -68,6 +68,8 @@ def test_failures_say_why(reason: str, expected: str, text: str, final: bool) ->
     assert text in outcome.message
     patch = status_patch(outcome, {"phase": "Running"})
     assert patch["reason"] == expected and patch["conditions"][0]["type"] == "Failed"
+    # The code the API reports: the transcoder's own, as in the embedded mode.
+    assert patch["errorCode"] == ("timeout" if expected == "DeadlineExceeded" else "x")
 
 
 def test_a_phase_never_moves_back() -> None:

@@ -8,6 +8,7 @@ database through ``vidconv.db.updates`` (idempotent, never moves a finished task
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +35,7 @@ class Outcome:
     phase: str
     reason: str = ""
     message: str = ""
+    code: str = ""  # the machine-readable error code, as the local executor records it
     result: dict[str, Any] = field(default_factory=dict)
     attempts: int = 0
     started_at: str | None = None
@@ -102,7 +104,7 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
     if done is not None:
         result = pod_result(pods, succeeded=True)
         return Outcome(
-            "Succeeded", "Completed", "converted", result, attempts, started,
+            "Succeeded", "Completed", "converted", "", result, attempts, started,
             status.get("completionTime") or done.get("lastTransitionTime"),
         )
     failed = _condition(job, "FailureTarget", "Failed")
@@ -118,15 +120,19 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
             message = f"gave up after {attempts} attempts: {error or failed.get('message')}"
         else:
             message = error or str(failed.get("message") or "the conversion failed")
+        # The transcoder's own code where it said one (the same as in the embedded mode).
+        code = "timeout" if reason == "DeadlineExceeded" else str(
+            result.get("code") or _snake(reason))
         return Outcome(
-            "Failed", reason, message, result, attempts, started,
+            "Failed", reason, message, code, result, attempts, started,
             failed.get("lastTransitionTime"),
         )
     if spec.get("suspend"):
-        return Outcome("Pending", "Queued", "waiting for the queue to admit the Job", {}, attempts)
+        return Outcome("Pending", "Queued", "waiting for the queue to admit the Job",
+                       attempts=attempts)
     if int(status.get("active") or 0) > 0 or attempts > 0:
-        return Outcome("Running", "", "", {}, attempts, started)
-    return Outcome("Pending", "", "", {}, attempts)
+        return Outcome("Running", attempts=attempts, started_at=started)
+    return Outcome("Pending", attempts=attempts)
 
 
 def status_patch(outcome: Outcome, current: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,6 +155,8 @@ def status_patch(outcome: Outcome, current: Mapping[str, Any]) -> dict[str, Any]
     if outcome.finished:
         patch["completedAt"] = outcome.completed_at or _now()
         patch["reason"] = outcome.reason
+        if outcome.code:
+            patch["errorCode"] = outcome.code
         patch["conditions"] = [{
             "type": "Ready" if outcome.phase == "Succeeded" else "Failed",
             "status": "True",
@@ -175,6 +183,10 @@ def _output(result: Mapping[str, Any]) -> dict[str, Any]:
         if result.get(src):
             out[dst] = str(result[src])
     return out
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 def _now() -> str:
@@ -214,7 +226,8 @@ def mirror_status(
     elif phase == "Failed":
         updates.record_failure(
             sessions, task_id, error=str(status.get("message") or "the conversion failed"),
-            code=str(status.get("reason") or "error"), at=_time(status.get("completedAt")),
+            code=str(status.get("errorCode") or status.get("reason") or "error"),
+            at=_time(status.get("completedAt")),
         )
     elif phase == "Cancelled":
         updates.record_revoked(sessions, task_id)
