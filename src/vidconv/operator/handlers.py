@@ -6,6 +6,9 @@ when it starts, so an operator restarted mid-task sees the current state of each
 the end of a Job that finished while it was down is not lost. Each event is mapped to the CR's
 status (a pure function of the Job and its pods), and the CR's status is mirrored into the
 database by a second event handler on the CR: the CR is the one source the database follows.
+Events are prompt but kopf does not retry a failed event handler, so a slow timer per unfinished
+CR (``resync``, every ``operator_resync_seconds``) re-reads its Job as a safety net, and
+re-creates it if it is gone. Timers keep nothing either: a restart just starts them again.
 """
 
 from __future__ import annotations
