@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol, TypeVar
 
 from vidconv.settings import Settings
+
+T = TypeVar("T")
 
 CHUNK = 1024 * 1024
 # S3 multipart part size when the length is unknown (minio's minimum is 5 MiB).
@@ -142,7 +144,8 @@ class S3Storage:
             http_client=http,
         )
 
-    def _call(self, fn, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a minio call, translating its errors into ours."""
         from minio.error import S3Error
         from urllib3.exceptions import HTTPError
 
@@ -161,10 +164,7 @@ class S3Storage:
 
     def put_stream(self, key: str, stream: IO[bytes], length: int = -1) -> int:
         validate_key(key)
-        result = self._call(
-            self.client.put_object, self.bucket, key, stream, length, part_size=PART_SIZE
-        )
-        del result
+        self._call(self.client.put_object, self.bucket, key, stream, length, part_size=PART_SIZE)
         return self.size(key)
 
     def put_file(self, key: str, path: Path) -> int:
@@ -189,7 +189,10 @@ class S3Storage:
             resp.release_conn()
 
     def size(self, key: str) -> int:
-        return int(self._call(self.client.stat_object, self.bucket, validate_key(key)).size)
+        size = self._call(self.client.stat_object, self.bucket, validate_key(key)).size
+        if size is None:
+            raise StorageError(f"S3 reported no size for {key!r}")
+        return size
 
     def delete(self, key: str) -> None:
         self._call(self.client.remove_object, self.bucket, validate_key(key))
