@@ -57,8 +57,15 @@ def parse_options(pairs: list[str]) -> dict[str, str]:
     return options
 
 
+_stopping = False
+
+
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signal.Signals(signum).name)
+    # Only the first signal interrupts; a second one must not cut the cleanup short.
+    global _stopping
+    if not _stopping:
+        _stopping = True
+        raise Terminated(signal.Signals(signum).name)
 
 
 def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
@@ -153,6 +160,8 @@ def _verify(tools: Tools, output: Path, profile: Profile, expected: float | None
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _stopping
+    _stopping = False
     settings = Settings.from_env()
     logging.basicConfig(stream=sys.stderr, level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -180,10 +189,9 @@ def main(argv: list[str] | None = None) -> int:
             log.exception("unexpected failure")
             result, code = _error("internal_error", f"Unexpected error: {exc!r}."), 1
         finally:
+            _stopping = True  # from here on signals are ignored: clean up, report the result
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the result must get out whole
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
         log.info("%s in %.2f s: %s", "done" if code == 0 else "failed",
                  time.monotonic() - started, result.get("error", result.get("output")))
         reporters.result(result)
