@@ -49,6 +49,14 @@ def test_truncated_faststart_mp4_is_caught_after_decoding(
     assert_permanent(transcode(cut, out, "mp4", env=env), "truncated_input", "truncated", out)
 
 
+def test_codec_outside_the_allow_list(make_clip: Callable[..., Path], tmp_path: Path,
+                                      env: dict[str, str]) -> None:
+    clip = make_clip(seconds=1.0, ext="mkv", audio=False, extra=("-c:v", "ffv1"))
+    out = tmp_path / "o.mp4"
+    assert_permanent(transcode(clip, out, "mp4", env=env), "unsupported_codec",
+                     "video codec ffv1 is not supported", out)
+
+
 def test_unknown_format(make_clip: Callable[..., Path], tmp_path: Path,
                         env: dict[str, str]) -> None:
     out = tmp_path / "o.gif"
