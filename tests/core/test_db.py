@@ -102,3 +102,23 @@ def test_replicas_migrating_at_once_all_succeed(pg_url: str, tmp_path: Path) -> 
     errors = [p.communicate(timeout=60)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], errors
     assert {"users", "tasks"} <= set(inspect(make_engine(pg_url)).get_table_names())
+
+
+def test_a_requeued_task_waits_as_pending_and_keeps_its_attempts(
+    sessions: sessionmaker[Session],
+) -> None:
+    task_id = _task(sessions)
+    updates.record_started(sessions, task_id, attempts=1)
+    updates.record_progress(sessions, task_id, 55)
+    assert updates.record_requeued(sessions, task_id)
+    with sessions() as s:
+        task = s.get(Task, task_id)
+        assert task is not None
+        assert (task.status, task.progress, task.attempts) == ("PENDING", 0.0, 1)
+    updates.record_result(
+        sessions, task_id, {"status": "ok", "size": 1, "duration": 2.0, "input_duration": 2.04}
+    )
+    assert not updates.record_requeued(sessions, task_id)  # a finished task stays finished
+    with sessions() as s:
+        task = s.get(Task, task_id)
+        assert task is not None and task.input_duration == 2.04

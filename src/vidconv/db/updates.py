@@ -46,6 +46,17 @@ def record_started(
         return True
 
 
+def record_requeued(sessions: sessionmaker[Session], task_id: str) -> bool:
+    """A conversion interrupted by a restart waits again: STARTED -> PENDING, attempts kept."""
+    with sessions.begin() as session:
+        result = session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status == TaskState.STARTED.value)
+            .values(status=TaskState.PENDING.value, progress=0.0, started_at=None)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 def record_progress(sessions: sessionmaker[Session], task_id: str, progress: float) -> bool:
     """Progress only grows (a retried attempt does not make the bar jump back)."""
     progress = max(0.0, min(100.0, float(progress)))
@@ -68,21 +79,21 @@ def record_success(
     *,
     output_size: int | None,
     output_duration: float | None,
+    input_duration: float | None = None,
     at: datetime | None = None,
 ) -> bool:
-    return _update_unfinished(
-        sessions,
-        task_id,
-        {
-            "status": TaskState.SUCCESS.value,
-            "progress": 100.0,
-            "output_size": output_size,
-            "output_duration": output_duration,
-            "error": None,
-            "error_code": None,
-            "finished_at": at or utcnow(),
-        },
-    )
+    values: dict[str, Any] = {
+        "status": TaskState.SUCCESS.value,
+        "progress": 100.0,
+        "output_size": output_size,
+        "output_duration": output_duration,
+        "error": None,
+        "error_code": None,
+        "finished_at": at or utcnow(),
+    }
+    if input_duration is not None:
+        values["input_duration"] = input_duration
+    return _update_unfinished(sessions, task_id, values)
 
 
 def record_failure(
@@ -121,6 +132,7 @@ def record_result(sessions: sessionmaker[Session], task_id: str, result: Mapping
             task_id,
             output_size=_int_or_none(result.get("size")),
             output_duration=_float_or_none(result.get("duration")),
+            input_duration=_float_or_none(result.get("input_duration")),
         )
     return record_failure(
         sessions,

@@ -98,6 +98,7 @@ class LocalExecutor:
                           "giving up (submit it again)",
                 )
             else:
+                updates.record_requeued(self.sessions, task_id)  # shows PENDING while it waits
                 again.append(task_id)
         if again:
             log.info("resuming %d unfinished task(s)", len(again))
