@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -128,7 +128,6 @@ class OptionSpec:
     exclusive_minimum: bool = False
     video_only: bool = False
     description: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 # The one definition of the option keys and ranges; the CRD schema must match it.
