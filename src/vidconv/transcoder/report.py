@@ -39,10 +39,19 @@ class StdoutReporter:
 
     def __init__(self, stream: Any = None) -> None:
         self.stream = stream or sys.stdout
+        self.broken = False
 
     def _write(self, obj: Mapping[str, Any]) -> None:
-        self.stream.write(json.dumps(obj, separators=(",", ":")) + "\n")
-        self.stream.flush()
+        if self.broken:
+            return
+        try:
+            self.stream.write(json.dumps(obj, separators=(",", ":")) + "\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            # Whoever started us stopped listening (e.g. the API restarted): finish the job
+            # anyway; the termination log and the CR status still get the outcome.
+            self.broken = True
+            log.warning("stdout is closed; progress and result are no longer printed")
 
     def progress(self, event: Mapping[str, Any]) -> None:
         self._write(event)
