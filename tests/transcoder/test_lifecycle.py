@@ -126,3 +126,18 @@ def test_termination_message_stays_under_4_kb_even_for_huge_errors() -> None:
     ok = {"event": "result", "status": "ok", "output": "s3://b/k", "command": ["-y"] * 2000}
     message = compact_result(ok)
     assert len(message) < 4096 and json.loads(message)["output"] == "s3://b/k"
+
+
+def test_conversion_finishes_when_nobody_reads_stdout_any_more(
+        make_clip: Callable[..., Path], tmp_path: Path, env: dict[str, str]) -> None:
+    out = tmp_path / "o.mp4"
+    log = tmp_path / "termination-log"
+    log.write_text("")
+    proc = subprocess.Popen(command(str(make_clip(seconds=1.0)), str(out), "mp4"),
+                            env={**env, "VIDCONV_TERMINATION_LOG": str(log)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the parent went away
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert out.exists() and json.loads(log.read_text())["status"] == "ok"
