@@ -56,6 +56,7 @@ def test_get_one_task_has_every_field(api: Api, make_clip: Clip) -> None:
     assert task["progress"] == 100
     assert task["input_size"] == make_clip(1.0).stat().st_size
     assert task["output_size"] > 0 and task["output_duration"] == pytest.approx(1.0, abs=0.2)
+    assert task["input_duration"] == pytest.approx(1.0, abs=0.1)
     assert task["created_at"] <= task["started_at"] <= task["finished_at"]
     assert task["error"] is None
 

@@ -42,6 +42,8 @@ def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
     cluster.thaw()
     task = api.wait(task_id)
     assert task["state"] == "SUCCESS", task
+    assert task["output_duration"] == pytest.approx(1.0, abs=0.2)
+    assert task["input_duration"] == pytest.approx(1.0, abs=0.1)
 
     r = api.client.get(f"/api/download?task_id={task_id}", headers=api.auth)
     assert r.status_code == 200
@@ -63,6 +65,7 @@ def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
     assert status["output"]["key"].endswith(".webm")
     assert status["output"]["size"] == len(r.content)
     assert status["output"]["duration"] == pytest.approx(1.0, abs=0.2)
+    assert status["output"]["inputDuration"] == pytest.approx(1.0, abs=0.1)
     assert status["startedAt"] and status["completedAt"]
     # The transcoder itself patched status.progress while the task was Running.
     assert any(

@@ -48,6 +48,7 @@ def test_output_is_the_promised_container_codecs_length_and_height(
     assert result["output"] == str(out) and result["size"] == out.stat().st_size
     assert (result["format"], result["video_codec"], result["audio_codec"]) == (fmt, vcodec, acodec)
     assert result["duration"] == pytest.approx(float(info["format"]["duration"]), abs=0.05)
+    assert result["input_duration"] == pytest.approx(2.0, abs=0.1)
     assert result["command"][0] == result["ffmpeg"] and "-protocol_whitelist" in result["command"]
     assert run.progress[-1] == 100 and run.progress == sorted(run.progress)
     assert all(0 <= p <= 100 for p in run.progress)

@@ -177,8 +177,9 @@ def _output(result: Mapping[str, Any]) -> dict[str, Any]:
         out["key"] = key.split("/", 3)[-1] if key.startswith("s3://") else key
     if isinstance(result.get("size"), int):
         out["size"] = result["size"]
-    if isinstance(result.get("duration"), int | float):
-        out["duration"] = float(result["duration"])
+    for src, dst in (("duration", "duration"), ("input_duration", "inputDuration")):
+        if isinstance(result.get(src), int | float):
+            out[dst] = float(result[src])
     for src, dst in (("video_codec", "videoCodec"), ("audio_codec", "audioCodec")):
         if result.get(src):
             out[dst] = str(result[src])
@@ -221,7 +222,8 @@ def mirror_status(
         out = status.get("output") or {}
         updates.record_success(
             sessions, task_id, output_size=out.get("size"),
-            output_duration=out.get("duration"), at=_time(status.get("completedAt")),
+            output_duration=out.get("duration"), input_duration=out.get("inputDuration"),
+            at=_time(status.get("completedAt")),
         )
     elif phase == "Failed":
         updates.record_failure(

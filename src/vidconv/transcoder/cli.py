@@ -108,6 +108,7 @@ def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
              *(b - a for a, b in zip(marks, marks[1:], strict=False)))
     return {"event": "result", "status": "ok", "output": args.output, "size": uploaded,
             **result, "format": profile.name, "command": cmd,
+            "input_duration": None if info.duration is None else round(info.duration, 3),
             "ffmpeg": tools.ffmpeg, "ffmpeg_source": tools.source}
 
 
