@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,26 +25,7 @@ from pathlib import Path
 
 import httpx
 from apiserver import vidconv_server
-
-
-def ffmpeg_exe() -> str:
-    found = os.environ.get("VIDCONV_FFMPEG") or shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
-
-
-def make_clip(path: Path, seconds: float) -> None:
-    subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-         "-shortest", str(path)],
-        check=True,
-    )
+from clips import make_clip
 
 
 def transcoder_command(clip: Path, fmt: str, tmp: Path) -> list[str]:

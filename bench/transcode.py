@@ -23,27 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from clips import make_clip
+
 from vidconv.formats import format_names
-
-
-def ffmpeg_exe() -> str:
-    found = os.environ.get("VIDCONV_FFMPEG") or shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
-
-
-def make_clip(path: Path, seconds: float) -> None:
-    subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-         "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac",
-         "-shortest", str(path)],
-        check=True,
-    )
 
 
 def children_cpu() -> float:

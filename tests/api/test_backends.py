@@ -3,28 +3,16 @@ download with ranges, delete; then the file's container and duration are checked
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.api.helpers import Api
+from tests.media import ffprobe
 from vidconv.storage import ObjectNotFound
 
 Clip = Callable[..., Path]
-
-
-def ffprobe(path: Path) -> dict[str, object]:
-    exe = shutil.which("ffprobe")
-    if exe is None:
-        pytest.skip("ffprobe is not installed")
-    out = subprocess.run([exe, "-v", "error", "-show_format", "-show_streams", "-of", "json",
-                          str(path)], check=True, capture_output=True, text=True).stdout
-    data: dict[str, object] = json.loads(out)
-    return data
 
 
 def test_convert_download_and_delete(backend_api: Api, make_clip: Clip, tmp_path: Path) -> None:

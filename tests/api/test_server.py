@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import PASSWORD
-from tests.api.test_backends import ffprobe
+from tests.media import ffprobe
 from tests.servers import free_port, wait_for_port
 
 Clip = Callable[..., Path]

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 
 @dataclass
@@ -55,16 +52,3 @@ def transcode(src: str | Path, dst: str | Path, fmt: str, *options: str, env: di
     proc = subprocess.run(command(str(src), str(dst), fmt, *options), env=env,
                           capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, parse(proc.stdout), proc.stdout, proc.stderr)
-
-
-def ffprobe(path: Path) -> dict[str, Any]:
-    exe = shutil.which("ffprobe")
-    if exe is None:
-        pytest.skip("ffprobe is needed to check outputs (Debian's ffmpeg package has it)")
-    out = subprocess.run([exe, "-v", "error", "-show_format", "-show_streams", "-of", "json",
-                          str(path)], capture_output=True, text=True, check=True).stdout
-    return json.loads(out)  # type: ignore[no-any-return]
-
-
-def streams(info: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [s for s in info["streams"] if s["codec_type"] == kind]

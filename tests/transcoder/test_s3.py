@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.media import ffprobe, streams
 from tests.servers import free_port
-from tests.transcoder.helpers import ffprobe, streams, transcode
+from tests.transcoder.helpers import transcode
 from vidconv.settings import Settings
 from vidconv.storage import S3Storage
 

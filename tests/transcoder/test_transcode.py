@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.transcoder.helpers import ffprobe, streams, transcode
+from tests.media import ffprobe, streams
+from tests.transcoder.helpers import transcode
 
 # format -> (ffprobe format_name, video codec, audio codec)
 PROMISED = {
