@@ -1,0 +1,61 @@
+"""The layering in one table, checked on every import statement (lazy ones too).
+
+The API and the operator depend on the core; the transcoder on the core minus the database (its
+image has no SQLAlchemy); the core on nothing above it. Only ``vidconv.cli`` sees everything.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "vidconv"
+CORE = {"vidconv", "settings", "storage", "formats", "resources", "db", "kube"}
+ALLOWED = {
+    "core": CORE,
+    "transcoder": CORE - {"db", "kube"} | {"transcoder"},
+    "operator": CORE | {"operator"},
+    "api": CORE | {"api"},
+}
+
+
+def _layer(module: Path) -> str | None:
+    top = module.relative_to(SRC).parts[0].removesuffix(".py")
+    if top == "cli":
+        return None
+    return top if top in ("transcoder", "operator", "api") else "core"
+
+
+def _vidconv_imports(module: Path) -> set[str]:
+    """The vidconv subpackages a module imports: ``vidconv.db.models`` -> ``db``."""
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "vidconv":
+                found.add(parts[1] if len(parts) > 1 else "vidconv")
+    return found
+
+
+MODULES = sorted(p for p in SRC.rglob("*.py") if _layer(p) is not None)
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: str(p.relative_to(SRC)))
+def test_module_imports_only_what_its_layer_may(module: Path) -> None:
+    layer = _layer(module)
+    assert layer is not None
+    forbidden = _vidconv_imports(module) - ALLOWED[layer]
+    assert not forbidden, f"{layer} module imports vidconv.{forbidden}"
+
+
+def test_the_check_sees_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from vidconv.api import app\n")
+    assert _vidconv_imports(bad) - ALLOWED["transcoder"] == {"api"}
