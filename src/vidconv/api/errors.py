@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+
+from vidconv.storage import ObjectNotFound, StorageError
 
 log = logging.getLogger("vidconv.api")
 
@@ -63,4 +66,46 @@ async def server_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse({"message": "internal server error"}, 500)
 
 
-EXCEPTION_HANDLERS = {ApiError: api_error, HTTPException: http_error, Exception: server_error}
+# How long a client should wait before retrying after a dependency outage (503).
+RETRY_AFTER_SECONDS = 5
+
+
+def _unavailable(message: str) -> Response:
+    return JSONResponse({"message": message}, 503,
+                        headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def _is_sql_bug(exc: OperationalError | InterfaceError) -> bool:
+    # SQLite reports schema/SQL mistakes ("no such table") as OperationalError too, with the
+    # generic SQLITE_ERROR code; those are bugs (500), unlike busy/locked/cannot-open/I-O.
+    return getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_ERROR"
+
+
+async def database_unavailable(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, OperationalError | InterfaceError)
+    if _is_sql_bug(exc):
+        raise exc  # not an outage: on to the 500 handler, trace logged
+    log.warning("database unavailable: %s", exc.orig or exc)
+    return _unavailable("the database is unavailable; try again shortly")
+
+
+async def unexpected(_request: Request, exc: Exception) -> Response:
+    raise exc  # a bug after all: on to the 500 handler like any other
+
+
+async def storage_unavailable(_request: Request, exc: Exception) -> Response:
+    log.warning("storage unavailable: %s", exc)
+    return _unavailable("the file storage is unavailable; try again shortly")
+
+
+# Looked up along the exception's MRO, so the most specific class wins: a missing object that
+# escapes a handler is a bug (500), while any other StorageError is an outage (503).
+EXCEPTION_HANDLERS = {
+    ApiError: api_error,
+    HTTPException: http_error,
+    OperationalError: database_unavailable,
+    InterfaceError: database_unavailable,
+    ObjectNotFound: unexpected,
+    StorageError: storage_unavailable,
+    Exception: server_error,
+}

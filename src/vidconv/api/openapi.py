@@ -12,6 +12,8 @@ from vidconv import __version__ as _pkg_version
 from vidconv import formats
 
 _ERROR = {"$ref": "#/components/responses/Error"}
+# The database or the storage is down (or the executor cannot schedule): retry later.
+_UNAVAILABLE = {"$ref": "#/components/responses/Unavailable"}
 _AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
@@ -125,7 +127,7 @@ def build_openapi() -> dict[str, Any]:
                     "201": _json({"type": "object", "required": ["message", "id"], "properties": {
                         "message": {"const": "usuario creado exitosamente"},
                         "id": {"type": "string"}}}, "created"),
-                    "400": _ERROR, "409": _ERROR, "422": _ERROR}}},
+                    "400": _ERROR, "409": _ERROR, "422": _ERROR, "503": _UNAVAILABLE}}},
             "/api/auth/login": {"post": {
                 "summary": "Get a token", "operationId": "login",
                 "requestBody": {"required": True, "content": {
@@ -136,7 +138,7 @@ def build_openapi() -> dict[str, Any]:
                                       "message": {"const": "Inicio de sesión exitoso"},
                                       "token": {"type": "string"},
                                       "id": {"type": "string"}}}, "logged in"),
-                    "400": _ERROR, "401": _ERROR, "422": _ERROR}}},
+                    "400": _ERROR, "401": _ERROR, "422": _ERROR, "503": _UNAVAILABLE}}},
             "/api/tasks": {
                 "get": {
                     "summary": "List your tasks", "operationId": "listTasks", "security": _AUTH,
@@ -148,7 +150,7 @@ def build_openapi() -> dict[str, Any]:
                     "responses": {
                         "200": _json({"type": "object", "required": ["tasks"], "properties": {
                             "tasks": {"type": "array", "items": _ref("TaskSummary")}}}, "tasks"),
-                        "401": _ERROR, "422": _ERROR}},
+                        "401": _ERROR, "422": _ERROR, "503": _UNAVAILABLE}},
                 "post": {
                     "summary": "Start a conversion", "operationId": "createTask",
                     "security": _AUTH,
@@ -160,16 +162,18 @@ def build_openapi() -> dict[str, Any]:
                                       "properties": {"message": {"const": "Conversion started"},
                                                      "task_id": {"type": "string"}}}, "accepted"),
                         "400": _ERROR, "401": _ERROR, "413": _ERROR, "415": _ERROR,
-                        "422": _ERROR, "503": _ERROR}}},
+                        "422": _ERROR, "503": _UNAVAILABLE}}},
             "/api/tasks/{task_id}": {
                 "parameters": [task_id],
                 "get": {"summary": "A task's state", "operationId": "getTask", "security": _AUTH,
                         "responses": {"200": _json(_ref("Task"), "the task"),
-                                      "401": _ERROR, "404": _ERROR}},
+                                      "401": _ERROR, "404": _ERROR,
+                                      "503": _UNAVAILABLE}},
                 "delete": {"summary": "Cancel and delete a task", "operationId": "deleteTask",
                            "security": _AUTH,
                            "responses": {"204": {"description": "deleted"},
-                                         "401": _ERROR, "404": _ERROR, "503": _ERROR}}},
+                                         "401": _ERROR, "404": _ERROR,
+                                         "503": _UNAVAILABLE}}},
             "/api/download": {"get": {
                 "summary": "Download the converted file", "operationId": "download",
                 "security": _AUTH,
@@ -185,7 +189,7 @@ def build_openapi() -> dict[str, Any]:
                             "content": {"*/*": {"schema": {"type": "string",
                                                            "format": "binary"}}}},
                     "401": _ERROR, "404": _ERROR, "409": _ERROR, "416": _ERROR,
-                    "422": _ERROR}}},
+                    "422": _ERROR, "503": _UNAVAILABLE}}},
             "/healthz": {"get": {"summary": "Alive", "operationId": "healthz", "responses": {
                 "200": _json({"type": "object", "required": ["status"],
                               "properties": {"status": {"const": "ok"}}}, "alive")}}},
@@ -204,7 +208,14 @@ def build_openapi() -> dict[str, Any]:
         },
         "components": {
             "schemas": _schemas(),
-            "responses": {"Error": _json(_ref("Error"), "an error, in one sentence")},
+            "responses": {
+                "Error": _json(_ref("Error"), "an error, in one sentence"),
+                "Unavailable": {
+                    **_json(_ref("Error"), "the database or the file storage is unavailable; "
+                                           "retry the same request later"),
+                    "headers": {"Retry-After": {"description": "seconds to wait",
+                                                "schema": {"type": "integer"}}}},
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},
         },
