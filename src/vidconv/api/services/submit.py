@@ -13,7 +13,13 @@ import anyio.to_thread
 from starlette.requests import Request
 
 from vidconv.api.context import AppContext
-from vidconv.api.errors import ApiError, bad_request, unauthorized, unprocessable
+from vidconv.api.errors import (
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    bad_request,
+    unauthorized,
+    unprocessable,
+)
 from vidconv.api.fetch import download, is_url
 from vidconv.api.services import tasks
 from vidconv.api.services.users import user_exists
@@ -90,6 +96,9 @@ async def _copy_previous_upload(ctx: AppContext, owner: str, ref: str) -> tuple[
     except ObjectNotFound:
         Path(name).unlink(missing_ok=True)
         raise bad_request(f"the uploaded file {ref!r} is no longer stored") from None
+    except BaseException:  # storage down (503): no temp file left behind either
+        Path(name).unlink(missing_ok=True)
+        raise
     return Path(name), source.original_filename or source.input_key.rsplit("/", 1)[-1]
 
 
@@ -100,6 +109,8 @@ async def _create(
         raise unauthorized("the token's user no longer exists")
     task_id = new_id()
     in_key = tasks.input_key(task_id, filename)
+    # Object first, row second: a row is only ever visible with its input stored, and a
+    # database outage at the insert below takes the object back out (nothing kept).
     size = await anyio.to_thread.run_sync(store_file, ctx.storage, in_key, path)
     task = Task(
         id=task_id,
@@ -114,7 +125,7 @@ async def _create(
     try:
         await anyio.to_thread.run_sync(tasks.insert_task, ctx.sessions, task)
     except BaseException:
-        await anyio.to_thread.run_sync(_delete_objects, ctx, task)
+        await anyio.to_thread.run_sync(_discard_objects, ctx, task)
         raise
     try:
         await ctx.executor.submit(task_id)
@@ -124,7 +135,8 @@ async def _create(
         await anyio.to_thread.run_sync(
             lambda: updates.record_failure(ctx.sessions, task_id, error=error, code="schedule")
         )
-        raise ApiError(503, "the conversion could not be scheduled; try again later") from None
+        raise ApiError(503, "the conversion could not be scheduled; try again later",
+                       {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
     return task_id
 
 
@@ -136,12 +148,22 @@ def _delete_objects(ctx: AppContext, task: Task) -> None:
             pass
 
 
+def _discard_objects(ctx: AppContext, task: Task) -> None:
+    """Best effort after a failed insert: the caller's error (a 503) is what matters."""
+    try:
+        _delete_objects(ctx, task)
+    except StorageError as exc:
+        log.warning("task %s: could not remove its input after a failed insert: %s", task.id, exc)
+
+
 async def delete_task(ctx: AppContext, owner: str, task_id: str) -> None:
-    """Stop the conversion if it runs, then remove its objects and its row."""
+    """Stop the conversion if it runs, then remove its objects and its row.
+
+    Objects before the row: an outage in between (503) leaves the row, so the same DELETE
+    retried later finishes the job; the other order could leave objects nothing points to.
+    StorageError and database errors answer 503 (errors.EXCEPTION_HANDLERS).
+    """
     task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
     await ctx.executor.cancel(task.id)
-    try:
-        await anyio.to_thread.run_sync(_delete_objects, ctx, task)
-    except StorageError as exc:
-        raise ApiError(503, f"storage is unavailable: {exc}") from None
+    await anyio.to_thread.run_sync(_delete_objects, ctx, task)
     await anyio.to_thread.run_sync(tasks.delete_row, ctx.sessions, task.id)
