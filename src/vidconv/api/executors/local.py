@@ -16,10 +16,12 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.db import updates
@@ -28,11 +30,15 @@ from vidconv.settings import Settings
 from vidconv.storage import Storage
 
 log = logging.getLogger("vidconv.executor")
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 2  # a retryable failure (exit 1) or a restart mid-conversion gets one more try
 GRACE_SECONDS = 5.0  # SIGTERM, then SIGKILL after this
 PROGRESS_INTERVAL = 0.5  # seconds between progress writes
 STDERR_TAIL = 4000
+# A database outage shorter than this loses no conversion's end state: row writes are retried.
+DB_RETRY_SECONDS = 30.0
+DB_RETRY_MAX_DELAY = 2.0
 # Settings the transcoder has no business seeing.
 _PRIVATE = {"jwt_secret", "database_url"}
 
@@ -110,7 +116,13 @@ class LocalExecutor:
 
     async def cancel(self, task_id: str) -> None:
         self._cancelled.add(task_id)  # before any await: a worker about to spawn sees it
-        await asyncio.to_thread(updates.record_revoked, self.sessions, task_id)
+        try:
+            await asyncio.to_thread(updates.record_revoked, self.sessions, task_id)
+        except BaseException:
+            # Database down (the DELETE answers 503): the conversion goes on and records its
+            # result as usual instead of ending unrecorded; a retried DELETE cancels it.
+            self._cancelled.discard(task_id)
+            raise
         proc = self._running.get(task_id)
         if proc is not None:
             await self._terminate(proc)
@@ -148,25 +160,47 @@ class LocalExecutor:
                 raise
             except Exception:  # a worker must outlive any one task
                 log.exception("task %s: executor error", task_id)
-                await asyncio.to_thread(
-                    updates.record_failure, self.sessions, task_id,
-                    error="internal error while running the conversion", code="internal",
-                )
+                try:
+                    await self._db(
+                        updates.record_failure, self.sessions, task_id,
+                        error="internal error while running the conversion", code="internal",
+                    )
+                except Exception:  # the database stayed down: the next start() resumes it
+                    log.exception("task %s: could not record the failure", task_id)
             finally:
                 self._cancelled.discard(task_id)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run a blocking row read/write, retried with backoff while the database is down.
+
+        Gives up (raises) after DB_RETRY_SECONDS; the writes in db/updates.py are idempotent,
+        so a retry after a write whose commit reply was lost is harmless.
+        """
+        deadline = time.monotonic() + DB_RETRY_SECONDS
+        delay = 0.1
+        while True:
+            try:
+                return await asyncio.to_thread(fn, *args, **kwargs)
+            except (OperationalError, InterfaceError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("database unavailable (%s), retrying %s in %.1f s",
+                            type(exc.orig or exc).__name__, fn.__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DB_RETRY_MAX_DELAY)
 
     def _load(self, task_id: str) -> Task | None:
         with self.sessions() as session:
             return session.get(Task, task_id)
 
     async def _run(self, task_id: str) -> None:
-        task = await asyncio.to_thread(self._load, task_id)
+        task = await self._db(self._load, task_id)
         if task is None or TaskState(task.status).finished or task_id in self._cancelled:
             return
         attempt = task.attempts
         while attempt < MAX_ATTEMPTS and not self._stopping:
             attempt += 1
-            if not await asyncio.to_thread(
+            if not await self._db(
                 updates.record_started, self.sessions, task_id, attempts=attempt
             ):
                 return  # revoked or deleted meanwhile
@@ -213,7 +247,7 @@ class LocalExecutor:
                                f"{stderr.strip()[-500:] or 'no output'}"}
         if result.get("status") != "ok" and rc == 1 and not last:
             return "retry"
-        await asyncio.to_thread(updates.record_result, self.sessions, task.id, result)
+        await self._db(updates.record_result, self.sessions, task.id, result)
         return "done"
 
     async def _follow(
@@ -236,8 +270,13 @@ class LocalExecutor:
                 value = float(event.get("progress") or 0.0)
                 now = time.monotonic()
                 if value > last_value and now - last_write >= PROGRESS_INTERVAL:
-                    last_write, last_value = now, value
-                    await asyncio.to_thread(updates.record_progress, self.sessions, task_id, value)
+                    last_write = now
+                    try:
+                        await asyncio.to_thread(
+                            updates.record_progress, self.sessions, task_id, value)
+                        last_value = value
+                    except (OperationalError, InterfaceError):
+                        pass  # progress is best effort: the database may be back next time
         return result
 
 
