@@ -146,12 +146,13 @@ class S3Server:
 
 
 @contextmanager
-def s3_server() -> Iterator[S3Server]:
-    """moto's S3 server in its own process, over HTTP on loopback."""
+def s3_server(port: int | None = None) -> Iterator[S3Server]:
+    """moto's S3 server in its own process, over HTTP on loopback (on ``port`` when given: a
+    restart at the same address; moto keeps data in memory, so it comes back empty)."""
     exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
     if not Path(exe).exists():
         raise RuntimeError("moto_server is not installed (pip install 'moto[server]')")
-    port = free_port()
+    port = port or free_port()
     proc = subprocess.Popen(
         [exe, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
