@@ -64,7 +64,10 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     from vidconv.kube import load_configuration
 
     cfg = load_configuration(ours)
-    auth = str((cfg.api_key or {}).get("authorization") or "")
+    # The kubernetes client keeps a kubeconfig token under "BearerToken" (older versions used
+    # "authorization"); missing it, kopf would call the API server anonymously.
+    keys = cfg.api_key or {}
+    auth = str(keys.get("BearerToken") or keys.get("authorization") or "")
     return kopf.ConnectionInfo(
         server=cfg.host,
         ca_path=cfg.ssl_ca_cert,
