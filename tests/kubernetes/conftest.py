@@ -26,9 +26,12 @@ from starlette.testclient import TestClient
 
 from tests import servers
 from tests.api.helpers import Api
+from tests.chart.conftest import RELEASE, chart, env_of, helm, one, parse  # noqa: F401
+from tests.kubernetes import rbac
 from vidconv import resources
 from vidconv.settings import Settings
 
+# (chart and helm above are the chart tests' fixtures: imported so that pytest finds them here.)
 try:
     from tests.kubernetes.emulator import EmulatorThread
     from tests.kubernetes.kubelet import Kubelet
@@ -43,12 +46,65 @@ PODS_PATH = f"/api/v1/namespaces/{NAMESPACE}/pods"
 EVENTS_PATH = f"/api/v1/namespaces/{NAMESPACE}/events"
 
 
+# Callers by token. The kubelet (with the job controller and garbage collector the fixtures play)
+# is the control plane, and the test itself acts as cluster admin: both exempt from RBAC.
+ADMIN, CONTROL_PLANE = "kubernetes-admin", "system:kube-controller-manager"
+TOKENS = {"admin-token": ADMIN, "kubelet-token": CONTROL_PLANE}
+COMPONENTS = ("operator", "api", "transcoder")
+USAGE = rbac.Usage()  # what each identity did over the whole session (summary at the end)
+
+
+class Rbac:
+    """The chart's Roles for this namespace, and who each vidconv component is."""
+
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self.policy = rbac.Policy.from_objects(docs)
+        deployment = one(docs, "Deployment", f"{RELEASE}-vidconv-operator")
+        pod = deployment["spec"]["template"]["spec"]
+        # The transcoder's ServiceAccount is whatever the chart tells the operator to put on Jobs.
+        self.job_service_account = str(env_of(pod["containers"][0])["VIDCONV_JOB_SERVICE_ACCOUNT"])
+        api = one(docs, "Deployment", f"{RELEASE}-vidconv-api")["spec"]["template"]["spec"]
+        accounts = {"operator": pod["serviceAccountName"], "api": api["serviceAccountName"],
+                    "transcoder": self.job_service_account}
+        self.users = {c: rbac.service_account(NAMESPACE, a) for c, a in accounts.items()}
+        self.tokens = {**TOKENS, **{f"{c}-token": u for c, u in self.users.items()}}
+
+
+@pytest.fixture(scope="session")
+def chart_rbac(request: pytest.FixtureRequest) -> Rbac:
+    """RBAC as the chart renders it with default values into the emulator's namespace (the
+    chart tests' Helm library fixtures: no Helm library, no kubernetes tests)."""
+    loaded = request.getfixturevalue("chart")
+    return Rbac(parse(loaded.render(values={}, name=RELEASE, namespace=NAMESPACE)))
+
+
+@pytest.fixture
+def rbac_mode() -> str:
+    """enforce: a call outside the caller's Role gets 403; record: it is only noted."""
+    return "enforce"
+
+
 class Cluster:
     """The emulator plus its kubelet, as a test sees them (blocking helpers)."""
 
-    def __init__(self, thread: EmulatorThread, kubelet: Kubelet, kubeconfig: Path) -> None:
+    def __init__(self, thread: EmulatorThread, kubelet: Kubelet, kubeconfig: Path,
+                 rbac: Rbac) -> None:
         self.thread, self.kubelet, self.kubeconfig = thread, kubelet, kubeconfig
-        self.http = httpx.Client(base_url=thread.url, timeout=10)
+        self.rbac = rbac
+        self.http = httpx.Client(base_url=thread.url, timeout=10,
+                                 headers={"Authorization": "Bearer admin-token"})
+
+    @property
+    def auth(self) -> rbac.Authorizer:
+        assert self.thread.authorizer is not None
+        return self.thread.authorizer
+
+    def kubeconfig_for(self, component: str) -> Path:
+        """A kubeconfig with the component's own token (its ServiceAccount)."""
+        path = self.kubeconfig.with_name(f"kubeconfig-{component}")
+        if not path.exists():
+            self.thread.write_kubeconfig(path, NAMESPACE, token=f"{component}-token")
+        return path
 
     @property
     def url(self) -> str:
@@ -143,19 +199,36 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
+def cluster(tmp_path: Path, chart_rbac: Rbac, rbac_mode: str) -> Iterator[Cluster]:
     if EmulatorThread is None:
         servers.unavailable("kubernetes", f"kmock is not installed: {_IMPORT_ERROR}")
-    with EmulatorThread() as thread:
-        kubelet = Kubelet(thread.url, {"VIDCONV_KUBE_API": thread.url})
+    authorizer = rbac.Authorizer(chart_rbac.policy, chart_rbac.tokens,
+                                 exempt={ADMIN, CONTROL_PLANE}, enforce=rbac_mode == "enforce")
+    with EmulatorThread(authorizer) as thread:
+        # A pod's API calls carry its ServiceAccount (the transcoder sends no token here).
+        api_url = f"{thread.url}{rbac.SA_PREFIX}$(SERVICE_ACCOUNT)"
+        kubelet = Kubelet(thread.url, {"VIDCONV_KUBE_API": api_url}, token="kubelet-token")
         thread.call(kubelet.start())
-        kubeconfig = thread.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)
-        c = Cluster(thread, kubelet, kubeconfig)
+        # kubectl sends no token over plain HTTP: the admin is named in the server's path.
+        kubeconfig = thread.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE, "admin-token",
+                                             rbac.USER_PREFIX + ADMIN)
+        c = Cluster(thread, kubelet, kubeconfig, chart_rbac)
         try:
             yield c
         finally:
             c.http.close()
             thread.call(kubelet.stop())
+            USAGE.add(authorizer)
+    # As on a cluster installed from the chart: any call outside a Role is a bug, even one
+    # the code shrugged off (the transcoder only logs a failed progress patch).
+    assert not authorizer.denied, f"calls outside the chart's RBAC: {authorizer.denied}"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if USAGE.calls:
+        terminalreporter.write_sep("-", "RBAC: what each vidconv identity used of its Role")
+        for line in USAGE.report():
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture
@@ -221,8 +294,9 @@ def operator_env(cluster: Cluster, pg_url: str, s3_env: dict[str, str],
     env = {k: v for k, v in os.environ.items() if not k.startswith("VIDCONV_")}
     return {
         **env, **s3_env,
-        "VIDCONV_KUBECONFIG": str(cluster.kubeconfig),
+        "VIDCONV_KUBECONFIG": str(cluster.kubeconfig_for("operator")),
         "VIDCONV_NAMESPACE": NAMESPACE,
+        "VIDCONV_JOB_SERVICE_ACCOUNT": cluster.rbac.job_service_account,
         "VIDCONV_DATABASE_URL": pg_url,
         "VIDCONV_JOB_S3_SECRET": s3_secret,
         "VIDCONV_JOB_BACKOFF_LIMIT": "2",
@@ -246,7 +320,7 @@ def api_settings(cluster: Cluster, pg_url: str, s3_env: dict[str, str],
     base = Settings.from_env({**s3_env, "VIDCONV_LOG_LEVEL": "warning"})
     return replace(
         base, executor="kubernetes", database_url=pg_url, data_dir=tmp_path / "var",
-        kubeconfig=str(cluster.kubeconfig), namespace=NAMESPACE,
+        kubeconfig=str(cluster.kubeconfig_for("api")), namespace=NAMESPACE,
         jwt_secret="k8s-test-secret-" + "x" * 32,
     )
 

@@ -24,7 +24,11 @@ from typing import Any, TypeVar
 import attrs
 import kmock
 import yaml
+from aiohttp import web
 from kmock._internal import aiobus, dsl, rendering
+
+from tests.kubernetes import rbac
+from tests.kubernetes.rbac import Authorizer
 
 T = TypeVar("T")
 CRD_FILE = Path(__file__).parents[2] / "crds" / "conversiontasks.vidconv.io.yaml"
@@ -112,6 +116,8 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatch):
     _columns: dict[Any, list[dict[str, Any]]] = attrs.field(factory=dict, init=False)
     _gc_tasks: set[asyncio.Task[None]] = attrs.field(factory=set, init=False)
     served: int = attrs.field(default=0, init=False)  # requests so far (for bench/reconcile.py)
+    # Who may do what (tests/kubernetes/rbac.py); None: no authentication or authorization.
+    authorizer: Authorizer | None = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -142,6 +148,22 @@ class Emulator(kmock.KubernetesEmulator, _DirectMatch):
                 subresources=set(version.get("subresources", {})),
             )
             self._columns[kmock.resource(key)] = version.get("additionalPrinterColumns", [])
+
+    async def __call__(self, raw_request: web.BaseRequest) -> web.StreamResponse:
+        """Authenticate and authorize before kmock parses the request, as the API server does."""
+        auth = self.authorizer
+        if auth is None:
+            return await super().__call__(raw_request)
+        url = raw_request.rel_url
+        user, path = auth.identify(raw_request.headers.get("Authorization", ""), url.path)
+        if path != url.path:  # a pod's identity prefix: serve the rest as the path
+            raw_request = raw_request.clone(rel_url=url.with_path(path).with_query(url.query))
+        if user is None:
+            return web.json_response(rbac.unauthorized(), status=401)
+        denial = auth.authorize(user, raw_request.method, path, raw_request.query)
+        if denial is not None:
+            return web.json_response(denial, status=denial["code"])
+        return await super().__call__(raw_request)
 
     # -- the write path: fill in what the API server owns ------------------------------------
 
@@ -422,7 +444,8 @@ class EmulatorThread:
     stall the server, and the server must not depend on the test's event loop.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, authorizer: Authorizer | None = None) -> None:
+        self.authorizer = authorizer
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.emulator: Emulator
@@ -450,6 +473,7 @@ class EmulatorThread:
         path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
         async with self.emulator.post(path, json=crd) as response:
             response.raise_for_status()
+        self.emulator.authorizer = self.authorizer  # from here on, callers are checked
 
     async def _stop(self) -> None:
         await self._server.__aexit__(None, None, None)
@@ -462,11 +486,12 @@ class EmulatorThread:
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def write_kubeconfig(self, path: Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(self, path: Path, namespace: str = "default",
+                         token: str = "test-token", path_prefix: str = "") -> Path:
         path.write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
-            "clusters": [{"name": "emulator", "cluster": {"server": self.url}}],
-            "users": [{"name": "test", "user": {"token": "test-token"}}],
+            "clusters": [{"name": "emulator", "cluster": {"server": self.url + path_prefix}}],
+            "users": [{"name": "test", "user": {"token": token}}],
             "contexts": [{"name": "emulator", "context": {
                 "cluster": "emulator", "user": "test", "namespace": namespace}}],
         }))

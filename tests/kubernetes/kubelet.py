@@ -35,9 +35,13 @@ def _now() -> str:
 
 
 class Kubelet:
-    def __init__(self, url: str, extra_env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, url: str, extra_env: Mapping[str, str] | None = None,
+                 token: str | None = None) -> None:
         self.url = url.rstrip("/")
+        # "$(SERVICE_ACCOUNT)" in a value becomes the pod's namespace/serviceAccountName, so a
+        # container's API calls carry its pod's identity (tests/kubernetes/rbac.py).
         self.extra_env = dict(extra_env or {})
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.runs: dict[str, asyncio.Task[None]] = {}  # job uid -> its runner
         self.procs: dict[str, asyncio.subprocess.Process] = {}  # job uid -> running process
         self.pods_started = 0
@@ -50,7 +54,7 @@ class Kubelet:
         self._tmp = tempfile.TemporaryDirectory(prefix="kubelet-")
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession(headers=self.headers)
         self._watchers = [
             asyncio.create_task(self._watch("/apis/batch/v1/jobs", self._on_job)),
             asyncio.create_task(self._watch("/api/v1/pods", self._on_pod)),
@@ -236,7 +240,9 @@ class Kubelet:
                     env[var] = local + value[len(mount_path):]
         termination_log = workdir / "termination-log"
         termination_log.touch()
-        env.update(self.extra_env)
+        account = f"{pod['metadata']['namespace']}/{spec.get('serviceAccountName') or 'default'}"
+        env.update({k: v.replace("$(SERVICE_ACCOUNT)", account)
+                    for k, v in self.extra_env.items()})
         env["VIDCONV_TERMINATION_LOG"] = str(termination_log)
         command = list(container["command"]) + list(container.get("args") or [])
         if command[0] == "python":
