@@ -172,6 +172,14 @@ class Authorizer:
         self.denied.append((user, a))
         return forbidden(user, a) if self.enforce else None
 
+    def take_denied(self) -> list[tuple[str, Attributes]]:
+        """The denied calls so far, forgotten (a test that provoked them on purpose)."""
+        denied, self.denied = self.denied, []
+        for user, a in denied:
+            self.calls[user][(a.verb, a.group, a.resource)] -= 1
+            self.calls[user] += collections.Counter()  # drops counts at zero
+        return denied
+
     def unused(self, user: str) -> set[tuple[str, str, str]]:
         """Granted (verb, group, resource) the user never exercised."""
         return self.policy.granted(user) - set(self.calls.get(user, {}))
@@ -224,12 +232,12 @@ class Usage:
         for user, calls in sorted(self.calls.items()):
             granted = self.policy.granted(user) if self.policy else set()
             lines.append(f"{user}:")
-            lines.append("  used:   " + _pairs(calls))
-            lines.append("  unused: " + (_pairs(granted - set(calls)) or "-"))
+            lines.append("  used:   " + describe(calls))
+            lines.append("  unused: " + (describe(granted - set(calls)) or "-"))
         return lines
 
 
-def _pairs(pairs: Iterable[tuple[str, str, str]]) -> str:
+def describe(pairs: Iterable[tuple[str, str, str]]) -> str:
     """'patch conversiontasks.vidconv.io/status, create pods' style, sorted by resource."""
     def name(g: str, r: str) -> str:
         plural, _, sub = r.partition("/")
