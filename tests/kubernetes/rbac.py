@@ -150,11 +150,12 @@ class Authorizer:
     def identify(self, authorization: str, path: str) -> tuple[str | None, str]:
         """(user, path without the identity prefix); user None for an unknown token."""
         if path.startswith(SA_PREFIX):
-            namespace, name, *rest = path[len(SA_PREFIX):].split("/", 2)
-            return service_account(namespace, name), "/" + (rest[0] if rest else "")
+            namespace, _, tail = path[len(SA_PREFIX):].partition("/")
+            account, _, rest = tail.partition("/")
+            return service_account(namespace, account), "/" + rest
         if path.startswith(USER_PREFIX):
-            name, _, rest = path[len(USER_PREFIX):].partition("/")
-            return (name if name in self.exempt else None), "/" + rest
+            user, _, rest = path[len(USER_PREFIX):].partition("/")
+            return (user if user in self.exempt else None), "/" + rest
         if not authorization:
             return ANONYMOUS, path
         return self.tokens.get(authorization.removeprefix("Bearer ").strip()), path
