@@ -15,15 +15,8 @@ from tests import servers
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[servers.PostgresServer]:
-    try:
-        cm = servers.postgres_server()
-        server = cm.__enter__()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        servers.unavailable("postgres", str(exc))
-    try:
+    with servers.running("postgres", servers.postgres_server()) as server:
         yield server
-    finally:
-        cm.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -34,15 +27,8 @@ def pg_url(postgres: servers.PostgresServer) -> str:
 
 @pytest.fixture(scope="session")
 def s3() -> Iterator[servers.S3Server]:
-    try:
-        cm = servers.s3_server()
-        server = cm.__enter__()
-    except Exception as exc:  # noqa: BLE001
-        servers.unavailable("s3", str(exc))
-    try:
+    with servers.running("s3", servers.s3_server()) as server:
         yield server
-    finally:
-        cm.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -14,12 +14,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+T = TypeVar("T")
 PG_BIN_DIRS = [f"/usr/lib/postgresql/{v}/bin" for v in (15, 16, 17)]
 
 
@@ -32,6 +34,20 @@ def unavailable(name: str, reason: str) -> None:
     if required(name):
         pytest.fail(f"{name} is required (VIDCONV_TEST_REQUIRE) but unavailable: {reason}")
     pytest.skip(f"{name} unavailable: {reason}")
+
+
+@contextmanager
+def running(name: str, server: AbstractContextManager[T]) -> Iterator[T]:
+    """Enter a server's context; when it can't start, skip (or fail when ``name`` is required)."""
+    try:
+        value = server.__enter__()
+    except Exception as exc:  # noqa: BLE001 - any failure to start means "no server here"
+        unavailable(name, str(exc))
+        raise  # unreachable: unavailable() skips or fails
+    try:
+        yield value
+    finally:
+        server.__exit__(None, None, None)
 
 
 def free_port() -> int:

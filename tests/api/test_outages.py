@@ -30,15 +30,8 @@ from vidconv.settings import Settings
 
 @pytest.fixture(scope="module")
 def private_pg() -> Iterator[servers.PostgresServer]:
-    try:
-        cm = servers.postgres_server()
-        server = cm.__enter__()
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server here"
-        servers.unavailable("postgres", str(exc))
-    try:
+    with servers.running("postgres", servers.postgres_server()) as server:
         yield server
-    finally:
-        cm.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
@@ -51,11 +44,7 @@ def database_down(pg: servers.PostgresServer) -> Iterator[None]:
 
 
 def start_moto(stack: contextlib.ExitStack, port: int | None = None) -> servers.S3Server:
-    try:
-        return stack.enter_context(servers.s3_server(port))
-    except Exception as exc:  # noqa: BLE001
-        servers.unavailable("s3", str(exc))
-        raise  # unreachable: unavailable() skips or fails
+    return stack.enter_context(servers.running("s3", servers.s3_server(port)))
 
 
 def assert_unavailable(r: httpx.Response, what: str) -> None:
