@@ -2,8 +2,9 @@
 
 Each worker takes a task id from the queue, runs exactly the command a Kubernetes Job's
 container runs, copies the progress lines into the row (throttled) and the result line into
-the row's end state, all through ``vidconv.db.updates``. A conversion runs in its own process
-group, so cancelling it ends the transcoder and its ffmpeg together.
+the row's end state, all through ``vidconv.db.updates``. Cancelling sends SIGTERM to the
+transcoder's process group: the transcoder stops its ffmpeg (which runs in a session of its own
+and dies with its parent) and empties its scratch; SIGKILL follows after a grace period.
 """
 
 from __future__ import annotations
