@@ -45,7 +45,15 @@ def _options_from_fields(fields: dict[str, str]) -> dict[str, Any]:
     return options
 
 
+async def _require_existing_user(ctx: AppContext, owner: str) -> None:
+    # Before the body is read: a database outage or a deleted user is answered at once,
+    # not after a multi-gigabyte upload has streamed in.
+    if not await anyio.to_thread.run_sync(user_exists, ctx.sessions, owner):
+        raise unauthorized("the token's user no longer exists")
+
+
 async def create_from_multipart(ctx: AppContext, owner: str, request: Request) -> str:
+    await _require_existing_user(ctx, owner)
     upload = await receive_multipart(request, ctx.upload_dir, ctx.settings.max_upload_bytes)
     try:
         fields = upload.fields
@@ -70,6 +78,7 @@ async def create_from_json(ctx: AppContext, owner: str, data: dict[str, Any]) ->
     fmt, options = tasks.validate_format(
         data.get("conversion_type") or data.get("newFormat"), data.get("options") or {}
     )
+    await _require_existing_user(ctx, owner)
     if is_url(ref):
         path, name = await download(
             ref, ctx.upload_dir, ctx.settings.max_upload_bytes, ctx.settings.url_inputs
@@ -105,8 +114,6 @@ async def _copy_previous_upload(ctx: AppContext, owner: str, ref: str) -> tuple[
 async def _create(
     ctx: AppContext, owner: str, fmt: str, options: dict[str, Any], filename: str, path: Path
 ) -> str:
-    if not await anyio.to_thread.run_sync(user_exists, ctx.sessions, owner):
-        raise unauthorized("the token's user no longer exists")
     task_id = new_id()
     in_key = tasks.input_key(task_id, filename)
     # Object first, row second: a row is only ever visible with its input stored, and a
