@@ -46,6 +46,7 @@ bench: $(STAMP) ## Run the benchmarks in bench/ (slow; prints ratios against bas
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/upload_memory.py
 	$(BIN)/python bench/reconcile.py
+	$(BIN)/python bench/chart.py 2>/dev/null  # Helm lint logs every run to stderr
 
 .PHONY: clean
 clean: ## Remove .venv and ./var.
