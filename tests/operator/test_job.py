@@ -108,3 +108,23 @@ def test_with_a_kueue_queue_the_job_waits_suspended_for_admission() -> None:
     queued = build_job(_cr(), Settings(kueue_queue="video"))
     assert queued["spec"]["suspend"] is True
     assert queued["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "video"
+
+
+def test_the_job_runs_exactly_the_command_the_local_executor_runs() -> None:
+    """DESIGN.md: one transcoder contract; only the interpreter's path differs."""
+    from vidconv.api.executors.kubernetes import task_manifest
+    from vidconv.api.executors.local import transcoder_command
+    from vidconv.db.models import Task
+    from vidconv.storage import S3Storage
+
+    settings = Settings(storage="s3", s3_bucket="vc", namespace="media")
+    task = Task(id="abc", owner_id="u1", conversion_type="webm",
+                options={"max_height": 480, "audio": False, "quality": 80},
+                input_key="inputs/abc/a.mov", output_key="outputs/abc/a.webm")
+    cr = task_manifest(task, settings)
+    cr["metadata"]["uid"] = "uid-1"
+    in_pod = _container(build_job(cr, settings))["command"]
+    local = transcoder_command(S3Storage(settings), task)
+    assert in_pod[1:] == local[1:]
+    assert in_pod[-6:] == ["--option", "audio=false", "--option", "max_height=480",
+                           "--option", "quality=80"]

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vidconv import resources
+from vidconv.formats import transcoder_args
 from vidconv.settings import Settings
 
 CONTAINER = "transcoder"
@@ -32,27 +33,12 @@ def labels(task_name: str) -> dict[str, str]:
     }
 
 
-def option_args(options: Mapping[str, Any]) -> list[str]:
-    """``--option key=value`` pairs, sorted so that the same CR gives the same command."""
-    args: list[str] = []
-    for key in sorted(options):
-        value = options[key]
-        if value is None:
-            continue
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        args += ["--option", f"{key}={text}"]
-    return args
-
-
 def command(spec: Mapping[str, Any]) -> list[str]:
     src, dst = spec["input"], spec["output"]
-    return [
-        "python", "-m", "vidconv.transcoder",
-        "--input", f"s3://{src['bucket']}/{src['key']}",
-        "--output", f"s3://{dst['bucket']}/{dst['key']}",
-        "--format", str(spec["format"]),
-        *option_args(spec.get("options") or {}),
-    ]
+    return ["python", "-m", "vidconv.transcoder", *transcoder_args(
+        f"s3://{src['bucket']}/{src['key']}", f"s3://{dst['bucket']}/{dst['key']}",
+        str(spec["format"]), spec.get("options") or {},
+    )]
 
 
 def _env(cr_name: str, namespace: str, settings: Settings) -> list[dict[str, Any]]:

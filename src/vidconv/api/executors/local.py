@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
+from vidconv.formats import transcoder_args
 from vidconv.settings import Settings
 from vidconv.storage import Storage
 
@@ -56,14 +57,10 @@ def transcoder_env(settings: Settings) -> dict[str, str]:
 
 
 def transcoder_command(storage: Storage, task: Task) -> list[str]:
-    cmd = [sys.executable, "-m", "vidconv.transcoder",
-           "--input", storage.locator(task.input_key),
-           "--output", storage.locator(task.output_key),
-           "--format", task.conversion_type]
-    for key, value in sorted((task.options or {}).items()):
-        text = str(value).lower() if isinstance(value, bool) else str(value)
-        cmd += ["--option", f"{key}={text}"]
-    return cmd
+    return [sys.executable, "-m", "vidconv.transcoder", *transcoder_args(
+        storage.locator(task.input_key), storage.locator(task.output_key),
+        task.conversion_type, task.options or {},
+    )]
 
 
 class LocalExecutor:
