@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
+
+from vidconv.settings import Settings
+from vidconv.transcoder.tools import locate
 
 
 def ffmpeg_exe() -> str:
     """The ffmpeg the transcoder would pick: $VIDCONV_FFMPEG, PATH, then imageio-ffmpeg's."""
-    found = os.environ.get("VIDCONV_FFMPEG") or shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    return locate(Settings.from_env()).ffmpeg
 
 
 def make_clip(path: Path, seconds: float) -> None:

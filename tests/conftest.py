@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
@@ -11,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from vidconv.settings import Settings
+from vidconv.transcoder.tools import locate
 
 
 @pytest.fixture(scope="session")
@@ -44,12 +45,8 @@ def s3_env(s3: servers.S3Server) -> dict[str, str]:
 
 
 def ffmpeg_path() -> str:
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    import imageio_ffmpeg
-
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    """The ffmpeg the transcoder picks with default settings (PATH, then imageio-ffmpeg)."""
+    return locate(Settings()).ffmpeg
 
 
 @pytest.fixture(scope="session")
