@@ -79,11 +79,6 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
     )
 
 
-@kopf.on.probe(id="handlers")
-def alive(**_: Any) -> bool:
-    return True
-
-
 def run(settings: Settings | None = None) -> int:
     settings = settings or get_settings()
     logging.basicConfig(
