@@ -3,6 +3,7 @@ patches). Blocking calls of the official client; handlers run them in a thread."
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,6 +69,4 @@ class Cluster:
 
 
 def _json(response: Any) -> dict[str, Any]:
-    import json
-
     return json.loads(response.data)  # type: ignore[no-any-return]
