@@ -1,0 +1,10 @@
+//go:build tools
+
+// The commands built from k8s.io/kubernetes; importing them here keeps them in go.mod and go.sum.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
