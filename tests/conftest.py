@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL and S3 servers, and small generated video clips."""
+"""Shared fixtures: real PostgreSQL and MinIO servers, and small generated video clips."""
 
 from __future__ import annotations
 
@@ -26,21 +26,34 @@ def pg_url(postgres: servers.PostgresServer) -> str:
     return postgres.create_database("t_" + uuid.uuid4().hex[:12])
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build MinIO before the tests (minutes, the first time only) when any selected test needs
+    S3, so that the build counts against no test's timeout. A failure is reported by the tests
+    that need MinIO (skip, or fail in CI)."""
+    if session.config.option.collectonly:
+        return
+    if not any("s3" in getattr(item, "fixturenames", ()) or item.get_closest_marker("s3")
+               for item in session.items):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    try:
+        servers.minio_binary(reporter.write_line if reporter else None)
+    except RuntimeError:
+        pass
+
+
 @pytest.fixture(scope="session")
 def s3() -> Iterator[servers.S3Server]:
-    with servers.running("s3", servers.s3_server()) as server:
+    """The session's MinIO server (shared: never stop it in a test; start your own)."""
+    with servers.running("s3", servers.minio_server()) as server:
         yield server
 
 
 @pytest.fixture
 def s3_env(s3: servers.S3Server) -> dict[str, str]:
     """VIDCONV_* variables for S3 storage with a fresh bucket that exists."""
-    from minio import Minio
-
     bucket = "t-" + uuid.uuid4().hex[:12]
-    client = Minio(s3.endpoint.split("://")[1], access_key=s3.access_key,
-                   secret_key=s3.secret_key, secure=False, region=s3.region)
-    client.make_bucket(bucket)
+    s3.client().make_bucket(bucket)
     return {"VIDCONV_STORAGE": "s3", **s3.env(bucket)}
 
 

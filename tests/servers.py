@@ -1,4 +1,4 @@
-"""Real servers for the test session: a throwaway PostgreSQL cluster and moto's S3 server.
+"""Real servers for the test session: a throwaway PostgreSQL cluster and a MinIO server.
 
 Each starts on a free loopback port and is torn down at the end. When one can't start, tests that
 need it skip with the reason, unless ``VIDCONV_TEST_REQUIRE`` names it (CI): then they fail.
@@ -7,22 +7,27 @@ need it skip with the reason, unless ``VIDCONV_TEST_REQUIRE`` names it (CI): the
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
+if TYPE_CHECKING:
+    from minio import Minio
+
 T = TypeVar("T")
 PG_BIN_DIRS = [f"/usr/lib/postgresql/{v}/bin" for v in (15, 16, 17)]
+MINIO_BUILD = Path(__file__).resolve().parents[1] / "hack" / "minio" / "build.sh"
 
 
 def required(name: str) -> bool:
@@ -160,22 +165,130 @@ class S3Server:
             "VIDCONV_S3_BUCKET": bucket,
         }
 
+    def client(self) -> Minio:
+        """A minio client with these credentials, for a test's own look at the objects."""
+        from minio import Minio
+
+        return Minio(self.endpoint.split("://", 1)[1], access_key=self.access_key,
+                     secret_key=self.secret_key, secure=self.endpoint.startswith("https://"),
+                     region=self.region)
+
+
+GET_MINIO = ("get one with hack/minio/build.sh (needs Go 1.24 or newer; builds in minutes, "
+             "once) or set VIDCONV_MINIO to a minio server binary")
+
+
+_minio: list[tuple[Path | None, str]] = []  # the one answer, found once per session
+
+
+def _find_minio(progress: Callable[[str], None]) -> tuple[Path | None, str]:
+    given = os.environ.get("VIDCONV_MINIO")
+    if given:
+        if os.access(given, os.X_OK):
+            return Path(given), ""
+        return None, f"VIDCONV_MINIO={given} is not an executable file; {GET_MINIO}"
+    proc = subprocess.Popen([str(MINIO_BUILD)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    said = []
+    for line in proc.stderr:  # only a build says anything: pass it on, it takes minutes
+        said.append(line.rstrip())
+        progress(line.rstrip())
+    out = proc.stdout.read()
+    if proc.wait() != 0:
+        why = said[-1] if said else f"exit {proc.returncode}"
+        return None, f"no MinIO server ({why}); {GET_MINIO}"
+    return Path(out.split()[-1]) / "minio", ""
+
+
+def minio_binary(progress: Callable[[str], None] | None = None) -> Path:
+    """The MinIO server: ``$VIDCONV_MINIO``, else hack/minio/build.sh's (which builds it once
+    into a cache outside the repo, then reuses it). Raises saying how to get one."""
+    if not _minio:
+        _minio.append(_find_minio(progress or (lambda _line: None)))
+    path, error = _minio[0]
+    if path is None:
+        raise RuntimeError(error)
+    return path
+
+
+@dataclass
+class MinioServer(S3Server):
+    """The real MinIO server as a subprocess, on a loopback port, with its own data dir.
+
+    ``stop()`` and ``start()`` restart it on the same port and the same data, as a server that
+    comes back after an outage.
+    """
+
+    binary: Path = Path("minio")
+    data_dir: Path = Path("data")
+    config_dir: Path = Path("config")
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    @property
+    def log(self) -> Path:
+        return self.config_dir / "minio.log"
+
+    def start(self, timeout: float = 30.0) -> None:
+        env = {**os.environ, "MINIO_ROOT_USER": self.access_key,
+               "MINIO_ROOT_PASSWORD": self.secret_key, "MINIO_SITE_REGION": self.region,
+               "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [str(self.binary), "server", str(self.data_dir),
+                 "--address", f"127.0.0.1:{self.port}",
+                 "--certs-dir", str(self.config_dir / "certs")],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while not self._ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self.log.read_text(errors="replace").strip().splitlines()[-5:]
+                raise RuntimeError(f"MinIO did not get ready on port {self.port}: "
+                                   + " / ".join(tail))
+            time.sleep(0.05)
+
+    def _ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.endpoint}/minio/health/ready", timeout=1) as r:
+                return int(r.status) == 200
+        except OSError:
+            return False
+
+    def stop(self, kill: bool = False) -> None:
+        """Stop the server (SIGTERM; ``kill``: SIGKILL, as a crash). Its data stays."""
+        if self.proc is not None and self.proc.poll() is None:
+            if kill:
+                self.proc.kill()
+            else:
+                self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
 
 @contextmanager
-def s3_server(port: int | None = None) -> Iterator[S3Server]:
-    """moto's S3 server in its own process, over HTTP on loopback (on ``port`` when given: a
-    restart at the same address; moto keeps data in memory, so it comes back empty)."""
-    exe = shutil.which("moto_server") or str(Path(sys.executable).parent / "moto_server")
-    if not Path(exe).exists():
-        raise RuntimeError("moto_server is not installed (pip install 'moto[server]')")
-    port = port or free_port()
-    proc = subprocess.Popen(
-        [exe, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+def minio_server(data_dir: Path | None = None) -> Iterator[MinioServer]:
+    """A fresh MinIO with generated root credentials, on a free loopback port; its data in
+    ``data_dir`` when given (say, on a small filesystem), else in a temp dir."""
+    binary = minio_binary()
+    root = Path(tempfile.mkdtemp(prefix="vidconv-minio-"))
+    server = MinioServer(
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        access_key="vidconv-" + secrets.token_hex(4), secret_key=secrets.token_urlsafe(24),
+        binary=binary, data_dir=data_dir or root / "data", config_dir=root,
     )
     try:
-        wait_for_port(port)
-        yield S3Server(endpoint=f"http://127.0.0.1:{port}")
+        server.start()
+        yield server
     finally:
-        proc.terminate()
-        proc.wait(10)
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)

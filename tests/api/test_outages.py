@@ -2,9 +2,9 @@
 half-made kept, a finished conversion's result not lost, and normal service once it is back.
 
 Real servers, private to this module (the session ones are shared and must stay up): a
-PostgreSQL cluster stopped and started with pg_ctl, and a moto S3 server killed and started
-again on the same port (moto keeps data in memory, so it comes back empty, like a storage
-restored without its data: the test recreates the bucket and checks what that means).
+PostgreSQL cluster stopped and started with pg_ctl, and a MinIO server killed and started again
+on the same port and the same data dir, as storage comes back after a crash: what it had
+acknowledged before is all there again.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from minio import Minio
 
 from tests import servers
 from tests.api.conftest import MakeSettings, open_client
@@ -43,8 +42,19 @@ def database_down(pg: servers.PostgresServer) -> Iterator[None]:
         pg.start()
 
 
-def start_moto(stack: contextlib.ExitStack, port: int | None = None) -> servers.S3Server:
-    return stack.enter_context(servers.running("s3", servers.s3_server(port)))
+@pytest.fixture
+def private_minio() -> Iterator[servers.MinioServer]:
+    with servers.running("s3", servers.minio_server()) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def storage_down(minio: servers.MinioServer) -> Iterator[None]:
+    minio.stop(kill=True)
+    try:
+        yield
+    finally:
+        minio.start()
 
 
 def assert_unavailable(r: httpx.Response, what: str) -> None:
@@ -154,21 +164,21 @@ def test_a_result_is_recorded_after_a_brief_database_outage(
 
 @pytest.mark.s3
 def test_storage_outage_answers_503_keeps_nothing_and_recovers(
-    make_settings: MakeSettings, make_clip: Callable[..., Path]
+    private_minio: servers.MinioServer, make_settings: MakeSettings,
+    make_clip: Callable[..., Path],
 ) -> None:
     clip = make_clip(seconds=1.0)
-    with contextlib.ExitStack() as moto:
-        s3 = start_moto(moto)
-        port = int(s3.endpoint.rsplit(":", 1)[1])
-        settings = make_settings({"VIDCONV_STORAGE": "s3", **s3.env("outage")})
-        tmp_dir = settings.data_dir / "tmp"
-        with open_client(settings) as client:  # start-up creates the bucket
-            api = Api(client)
-            api.signup()
-            done = api.submit(clip)
-            assert api.wait(done)["state"] == "SUCCESS"
+    settings = make_settings({"VIDCONV_STORAGE": "s3", **private_minio.env("outage")})
+    tmp_dir = settings.data_dir / "tmp"
+    with open_client(settings) as client:  # start-up creates the bucket
+        api = Api(client)
+        api.signup()
+        done = api.submit(clip)
+        assert api.wait(done)["state"] == "SUCCESS"
+        before = client.get("/api/download", params={"task_id": done}, headers=api.auth)
+        assert before.status_code == 200 and len(before.content) > 1000
 
-            moto.close()  # the S3 endpoint is gone
+        with storage_down(private_minio):  # the S3 endpoint is gone
             assert_unavailable(api.upload(clip, "webm"), "storage")
             assert files_under(tmp_dir) == set()  # no temp file left
             r = client.post("/api/tasks", headers=api.auth,  # a re-use of the earlier upload
@@ -182,18 +192,19 @@ def test_storage_outage_answers_503_keeps_nothing_and_recovers(
             assert_unavailable(client.delete(f"/api/tasks/{done}", headers=api.auth),
                                "storage")
             assert api.task(done)["state"] == "SUCCESS"  # the failed DELETE kept the task
+            assert client.get("/readyz").status_code == 503
 
-            # Back on the same address, but empty (moto's data lived in memory): recreate the
-            # bucket as an operator restoring the storage would.
-            s3 = start_moto(moto, port)
-            Minio(f"127.0.0.1:{port}", access_key=s3.access_key, secret_key=s3.secret_key,
-                  secure=False, region=s3.region).make_bucket("outage")
-            r = client.get("/api/download", params={"task_id": done}, headers=api.auth)
-            assert r.status_code == 409  # its output went with the old storage: said plainly
-            again = api.submit(clip, "webm")
-            assert api.wait(again)["state"] == "SUCCESS"
-            r = client.get("/api/download", params={"task_id": again}, headers=api.auth)
-            assert r.status_code == 200 and len(r.content) > 1000
-            assert client.delete(f"/api/tasks/{done}", headers=api.auth).status_code == 204
-            assert client.get(f"/api/tasks/{done}", headers=api.auth).status_code == 404
-
+        # Back on the same address and data: the same app serves what it stored before, and
+        # none of the refused calls left an object behind.
+        assert client.get("/readyz").status_code == 200
+        r = client.get("/api/download", params={"task_id": done}, headers=api.auth)
+        assert r.status_code == 200 and r.content == before.content
+        keys = {o.object_name for o in private_minio.client().list_objects("outage",
+                                                                           recursive=True)}
+        assert keys == {f"inputs/{done}/{clip.name}", f"outputs/{done}/{clip.stem}.mp4"}, keys
+        again = api.submit(clip, "webm")
+        assert api.wait(again)["state"] == "SUCCESS"
+        r = client.get("/api/download", params={"task_id": again}, headers=api.auth)
+        assert r.status_code == 200 and len(r.content) > 1000
+        assert client.delete(f"/api/tasks/{done}", headers=api.auth).status_code == 204
+        assert client.get(f"/api/tasks/{done}", headers=api.auth).status_code == 404
