@@ -18,6 +18,8 @@ from vidconv.settings import Settings
 T = TypeVar("T")
 
 CHUNK = 1024 * 1024
+# S3 error codes that mean the access key or secret key is wrong (not a missing permission).
+BAD_CREDENTIALS = ("InvalidAccessKeyId", "SignatureDoesNotMatch")
 # S3 multipart part size when the length is unknown (minio's minimum is 5 MiB).
 PART_SIZE = 16 * 1024 * 1024
 
@@ -154,12 +156,29 @@ class S3Storage:
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "NoSuchBucket"):
                 raise ObjectNotFound(exc.object_name or "") from exc
+            if exc.code in BAD_CREDENTIALS:
+                raise StorageError(f"S3 refused the credentials ({exc.code}: {exc.message}); "
+                                   "check VIDCONV_S3_ACCESS_KEY and VIDCONV_S3_SECRET_KEY") from exc
             raise StorageError(f"S3 error {exc.code}: {exc.message}") from exc
         except (HTTPError, OSError) as exc:
             raise StorageError(f"S3 endpoint unreachable: {exc}") from exc
 
+    def _bucket_exists(self) -> bool:
+        from minio.error import S3Error
+
+        try:
+            return self.client.bucket_exists(self.bucket)
+        except S3Error as exc:
+            if exc.code != "AccessDenied":
+                raise
+        # The answer to a HEAD has no body, so "Access denied" is all minio can tell; the same
+        # question as a GET (the first page of top-level names) gets the reason in the error:
+        # InvalidAccessKeyId, SignatureDoesNotMatch, or AccessDenied for a key without rights.
+        next(iter(self.client.list_objects(self.bucket)), None)
+        return True
+
     def ensure_bucket(self) -> None:
-        if not self._call(self.client.bucket_exists, self.bucket):
+        if not self._call(self._bucket_exists):
             self._call(self.client.make_bucket, self.bucket)
 
     def put_stream(self, key: str, stream: IO[bytes], length: int = -1) -> int:
@@ -198,7 +217,7 @@ class S3Storage:
         self._call(self.client.remove_object, self.bucket, validate_key(key))
 
     def check(self) -> None:
-        if not self._call(self.client.bucket_exists, self.bucket):
+        if not self._call(self._bucket_exists):
             raise StorageError(f"bucket {self.bucket!r} does not exist")
 
     def locator(self, key: str) -> str:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tests.api.conftest import MakeSettings, open_client
 from tests.api.helpers import Api
@@ -116,9 +119,34 @@ def test_readyz_is_503_when_storage_is_unreachable(make_settings: MakeSettings) 
     with open_client(settings) as client:
         r = client.get("/readyz")
         assert r.status_code == 503
-        assert r.json()["checks"] == {"database": "ok", "storage": "unavailable: StorageError"}
-        assert "storage" in r.json()["message"]
+        checks = r.json()["checks"]
+        assert checks["database"] == "ok"
+        assert checks["storage"].startswith("unavailable: S3 endpoint unreachable"), checks
+        assert r.json()["message"].startswith("not ready: storage unavailable: S3 endpoint")
         assert client.get("/healthz").status_code == 200
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize(("wrong", "code"), [("VIDCONV_S3_ACCESS_KEY", "InvalidAccessKeyId"),
+                                             ("VIDCONV_S3_SECRET_KEY", "SignatureDoesNotMatch")])
+def test_wrong_s3_credentials_are_named_at_start_and_by_readyz(
+    s3_env: dict[str, str], make_settings: MakeSettings, caplog: pytest.LogCaptureFixture,
+    wrong: str, code: str,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="vidconv.api")
+    settings: Settings = make_settings({**s3_env, wrong: s3_env[wrong] + "-wrong"})
+    with open_client(settings) as client:
+        said = [r.getMessage() for r in caplog.records if r.name == "vidconv.api"]
+        assert any("S3 refused the credentials" in m and code in m for m in said), said
+        r = client.get("/readyz")
+        assert r.status_code == 503
+        checks = r.json()["checks"]
+        assert checks["database"] == "ok"
+        assert checks["storage"].startswith(f"unavailable: S3 refused the credentials ({code}"), \
+            checks
+        assert "check VIDCONV_S3_ACCESS_KEY and VIDCONV_S3_SECRET_KEY" in checks["storage"]
+        assert "credentials" in r.json()["message"]
+        assert client.get("/healthz").status_code == 200  # alive: a restart would not help
 
 
 def test_a_retryable_failure_is_retried_once_then_fails(api: Api, make_clip: Clip) -> None:

@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from vidconv.api.context import AppContext
 from vidconv.api.deps import get_ctx
+from vidconv.storage import StorageError
 
 
 async def healthz(_request: Request) -> Response:
@@ -26,7 +27,7 @@ def _check_database(ctx: AppContext) -> None:
 
 
 async def readyz(request: Request) -> Response:
-    """200 when the database and the storage answer, else 503 naming what failed."""
+    """200 when the database and the storage answer, else 503 naming what failed and why."""
     ctx = get_ctx(request)
     checks: dict[str, str] = {}
     probes: dict[str, Callable[[], None]] = {
@@ -36,11 +37,13 @@ async def readyz(request: Request) -> Response:
             with anyio.fail_after(5):
                 await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
             checks[name] = "ok"
+        except StorageError as exc:  # its message says why: endpoint down, keys refused, ...
+            checks[name] = f"unavailable: {exc}"
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             checks[name] = f"unavailable: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
         return JSONResponse({"status": "ready", "checks": checks})
-    failed = ", ".join(k for k, v in checks.items() if v != "ok")
+    failed = "; ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
     return JSONResponse({"message": f"not ready: {failed}", "checks": checks}, 503)
 
 
