@@ -72,6 +72,15 @@ def test_failures_say_why(reason: str, expected: str, text: str, final: bool) ->
     assert patch["errorCode"] == ("timeout" if expected == "DeadlineExceeded" else "x")
 
 
+def test_attempts_count_the_pods_the_job_controller_has_not_counted_yet() -> None:
+    # As a real Job controller reports it: FailureTarget while the last failed pod is uncounted.
+    job = _job([("FailureTarget", "BackoffLimitExceeded")], failed=2,
+               uncountedTerminatedPods={"failed": ["uid-3"]})
+    outcome = job_outcome(job, [_pod(1, json.dumps({"status": "error", "error": "down"}))])
+    assert outcome.attempts == 3
+    assert outcome.message.startswith("gave up after 3 attempts")
+
+
 def test_a_phase_never_moves_back() -> None:
     assert status_patch(job_outcome(_job(active=1)), {"phase": "Succeeded"}) == {}
     assert status_patch(job_outcome(_job()), {"phase": "Running"}) == {}

@@ -96,9 +96,11 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
     """
     status = job.get("status") or {}
     spec = job.get("spec") or {}
-    attempts = int(status.get("active") or 0) + int(status.get("failed") or 0) + int(
-        status.get("succeeded") or 0
-    )
+    # Pods that ended but that the Job controller has not counted yet are listed under
+    # uncountedTerminatedPods; FailureTarget can come while the last failure is still there.
+    uncounted = status.get("uncountedTerminatedPods") or {}
+    attempts = sum(int(status.get(k) or 0) for k in ("active", "failed", "succeeded")) + sum(
+        len(uncounted.get(k) or []) for k in ("failed", "succeeded"))
     started = status.get("startTime")
     done = _condition(job, "SuccessCriteriaMet", "Complete")
     if done is not None:
