@@ -6,6 +6,7 @@ need it skip with the reason, unless ``VIDCONV_TEST_REQUIRE`` names it (CI): the
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import shutil
@@ -172,6 +173,16 @@ class S3Server:
         return Minio(self.endpoint.split("://", 1)[1], access_key=self.access_key,
                      secret_key=self.secret_key, secure=self.endpoint.startswith("https://"),
                      region=self.region)
+
+
+def multipart_etag(path: Path, part_size: int) -> str:
+    """The ETag S3 (and MinIO) gives an object uploaded in ``part_size`` parts: the MD5 of the
+    parts' MD5s, a dash, the number of parts. Equal to the server's: every part arrived whole."""
+    digests = []
+    with path.open("rb") as f:
+        while part := f.read(part_size):
+            digests.append(hashlib.md5(part).digest())
+    return f"{hashlib.md5(b''.join(digests)).hexdigest()}-{len(digests)}"
 
 
 GET_MINIO = ("get one with hack/minio/build.sh (needs Go 1.24 or newer; builds in minutes, "

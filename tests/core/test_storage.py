@@ -1,14 +1,18 @@
-"""Both storage backends behave the same: local folder and a real S3 server (moto, over HTTP)."""
+"""Both storage backends behave the same: local folder and a real S3 server (MinIO, over HTTP)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 from pathlib import Path
 
 import pytest
 
+from tests import servers
 from vidconv.settings import Settings
 from vidconv.storage import (
+    PART_SIZE,
     LocalStorage,
     ObjectNotFound,
     S3Storage,
@@ -46,6 +50,22 @@ def test_put_file_get_file_and_delete(storage: Storage, tmp_path: Path) -> None:
     with pytest.raises(ObjectNotFound):
         storage.size("outputs/t2/out.webm")
     storage.delete("outputs/t2/out.webm")  # deleting twice is fine
+
+
+@pytest.mark.s3
+def test_a_large_file_goes_up_in_parts_and_lands_whole(
+    s3: servers.S3Server, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    storage = S3Storage(Settings.from_env(s3_env))
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(2 * PART_SIZE + 12345))  # three parts, the last one short
+    assert storage.put_file("outputs/t3/big.bin", src) == src.stat().st_size
+    stat = s3.client().stat_object(s3_env["VIDCONV_S3_BUCKET"], "outputs/t3/big.bin")
+    assert stat.size == src.stat().st_size
+    assert stat.etag == servers.multipart_etag(src, PART_SIZE)  # ends "-3": three parts
+    back = tmp_path / "back.bin"
+    storage.get_file("outputs/t3/big.bin", back)
+    assert hashlib.sha256(back.read_bytes()).digest() == hashlib.sha256(src.read_bytes()).digest()
 
 
 def test_missing_object_is_not_found(storage: Storage, tmp_path: Path) -> None:
