@@ -13,6 +13,9 @@ from tests import servers
 from vidconv.settings import Settings
 from vidconv.transcoder.tools import locate
 
+# Fixtures of the chart (the Helm library) and of the real control plane, for every test tree.
+pytest_plugins = ["tests.chart.fixtures", "tests.kubernetes.fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[servers.PostgresServer]:

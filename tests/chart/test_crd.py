@@ -10,7 +10,7 @@ import pytest
 import yaml
 from kubernetes_validate import utils as kv
 
-from tests.chart.conftest import CHART, ROOT
+from tests.chart.fixtures import CHART, ROOT
 from tests.chart.test_job import CR
 from tests.chart.test_render import KUBE_VERSIONS
 

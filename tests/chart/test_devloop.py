@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.conftest import NAMESPACE, ROOT, one, parse
+from tests.chart.fixtures import NAMESPACE, ROOT, one, parse
 
 pytestmark = pytest.mark.chart
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
-from tests.chart.conftest import ROOT
+from tests.chart.fixtures import ROOT
 
 pytestmark = pytest.mark.chart
 

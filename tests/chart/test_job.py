@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes_validate import utils as kv
 
-from tests.chart.conftest import NAMESPACE, VALUE_SETS, Rendered, env_of, find, one
+from tests.chart.fixtures import NAMESPACE, VALUE_SETS, Rendered, env_of, find, one
 from tests.chart.test_render import KUBE_VERSIONS
 from tests.chart.test_security import restricted_problems
 
@@ -212,7 +212,7 @@ def test_a_task_the_api_submits_runs_with_the_deadline_from_values(
     import jsonschema
     import yaml
 
-    from tests.chart.conftest import ROOT
+    from tests.chart.fixtures import ROOT
     from vidconv.api.executors.kubernetes import task_manifest
     from vidconv.db.models import Task
     from vidconv.operator.job import build_job

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kubernetes_validate import utils as kv
 
-from tests.chart.conftest import CHART, NAMESPACE, VALUE_SETS, Rendered, env_of, find, one
+from tests.chart.fixtures import CHART, NAMESPACE, VALUE_SETS, Rendered, env_of, find, one
 
 pytestmark = pytest.mark.chart
 

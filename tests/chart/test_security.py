@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.conftest import VALUE_SETS, Rendered, find, one
+from tests.chart.fixtures import VALUE_SETS, Rendered, find, one
 
 pytestmark = pytest.mark.chart
 

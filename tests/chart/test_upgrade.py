@@ -1,37 +1,21 @@
 """Credentials are generated once: an upgrade's `lookup` finds the Secrets and keeps their values.
 
-Helm renders cluster-aware here (its real `lookup`) against the Kubernetes API emulator over HTTP.
+Helm renders cluster-aware here (its real `lookup`) against the real kube-apiserver of the test
+control plane.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
-from pathlib import Path
+import uuid
 from typing import Any
 
 import pytest
 
-from tests import servers
-from tests.chart.conftest import NAMESPACE, RELEASE, find, parse
+from tests.chart.fixtures import RELEASE, find, parse
+from tests.kubernetes.controlplane import ControlPlane
 
-pytestmark = pytest.mark.chart
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Path]]:
-    try:
-        from tests.kubernetes.emulator import EmulatorThread
-
-        emulator = EmulatorThread().__enter__()
-    except Exception as exc:  # noqa: BLE001 - no emulator, no cluster-aware render
-        servers.unavailable("kubernetes", f"the Kubernetes API emulator can't start: {exc}")
-    try:
-        kubeconfig = emulator.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config",
-                                               NAMESPACE)
-        yield emulator, kubeconfig
-    finally:
-        emulator.__exit__(None, None, None)
+pytestmark = [pytest.mark.chart, pytest.mark.kubernetes]
 
 
 def secret_values(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
@@ -40,24 +24,28 @@ def secret_values(docs: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
 
 
 def test_upgrade_keeps_generated_passwords_and_keys(
-    helm: Any, chart: Any, cluster: tuple[Any, Path]
+    helm: Any, chart: Any, kube: ControlPlane
 ) -> None:
     import httpx
 
-    emulator, kubeconfig = cluster
-    with helm.Config(kubeconfig_path=str(kubeconfig), namespace=NAMESPACE) as config:
-        first = parse(config.render(chart, name=RELEASE, namespace=NAMESPACE, is_install=True))
+    namespace = "up-" + uuid.uuid4().hex[:8]
+    admin = httpx.Client(base_url=kube.url, verify=kube.admin_tls(), timeout=10)
+    admin.post("/api/v1/namespaces", json={"metadata": {"name": namespace}}).raise_for_status()
+    kubeconfig = kube.root / "admin.kubeconfig"
+    with helm.Config(kubeconfig_path=str(kubeconfig), namespace=namespace) as config:
+        first = parse(config.render(chart, name=RELEASE, namespace=namespace, is_install=True))
         installed = secret_values(first)
         assert sorted(installed) == ["vc-vidconv-db", "vc-vidconv-jwt", "vc-vidconv-s3"]
         # Without the Secrets in the cluster every render generates new values...
-        again = secret_values(parse(config.render(chart, name=RELEASE, namespace=NAMESPACE)))
+        again = secret_values(parse(config.render(chart, name=RELEASE, namespace=namespace)))
         assert again["vc-vidconv-db"]["password"] != installed["vc-vidconv-db"]["password"]
         # ... so "install" the first render's Secrets, as helm install would ...
         for secret in find(first, "Secret"):
-            response = httpx.post(f"{emulator.url}/api/v1/namespaces/{NAMESPACE}/secrets",
-                                  json=secret, timeout=10)
+            response = admin.post(f"/api/v1/namespaces/{namespace}/secrets", json=secret)
             assert response.status_code in (200, 201), response.text
         # ... and an upgrade renders exactly the same credentials.
-        upgraded = parse(config.render(chart, name=RELEASE, namespace=NAMESPACE,
+        upgraded = parse(config.render(chart, name=RELEASE, namespace=namespace,
                                        is_upgrade=True, revision=2))
     assert secret_values(upgraded) == installed
+    admin.delete(f"/api/v1/namespaces/{namespace}")
+    admin.close()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.conftest import CHART, NAMESPACE
+from tests.chart.fixtures import CHART, NAMESPACE
 
 pytestmark = pytest.mark.chart
 

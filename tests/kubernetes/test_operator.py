@@ -1,5 +1,6 @@
-"""The Kubernetes-native path end to end: REST API -> ConversionTask -> kopf operator -> Job ->
-transcoder (a local process run by the emulator's kubelet) -> S3 -> CR status -> database -> REST.
+"""The Kubernetes-native path end to end, on a real control plane: REST API -> ConversionTask ->
+kopf operator -> Job (the real Job controller) -> pod (run by the node agent) -> transcoder -> S3
+-> CR status -> database -> REST.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.helpers import Api
-from tests.kubernetes.conftest import CT_PATH, JOBS_PATH, Cluster, Operator
+from tests.kubernetes.fixtures import Cluster, Operator
 from tests.servers import PostgresServer
 from vidconv import resources
 from vidconv.settings import Settings
@@ -36,7 +37,7 @@ def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
     assert cr["spec"]["input"]["key"].startswith(f"inputs/{task_id}/")
 
     operator.start()
-    # The container runs (frozen by the kubelet): the Job is active, the task STARTED.
+    # The container runs (frozen by the node agent): the Job is active, the task STARTED.
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
     assert _phase(cluster, task_id) == "Running"
     cluster.thaw()
@@ -156,7 +157,7 @@ def test_deleting_a_running_task_removes_cr_job_pod_and_objects(
     operator.start()
     task_id = api.submit(make_clip(1.0), "mp3")
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
-    [pid] = cluster.wait("the container", cluster.kubelet.running_pids)
+    [pid] = cluster.wait("the container", cluster.node.running_pids)
     assert _objects(s3_env, task_id)  # the uploaded input
 
     r = api.client.delete(f"/api/tasks/{task_id}", headers=api.auth)
@@ -196,8 +197,9 @@ def test_kubectl_shows_format_phase_progress_and_watch_streams_changes(
                for line in lines), lines
 
     wide = cluster.kubectl("get", "ct", name, "-o", "wide")
-    assert wide.stdout.splitlines()[0].split() == ["NAME", "FORMAT", "PHASE", "PROGRESS", "JOB",
-                                                    "AGE"]
+    # The server keeps the CRD's column order; -o wide adds the priority-1 JOB column last.
+    assert wide.stdout.splitlines()[0].split() == ["NAME", "FORMAT", "PHASE", "PROGRESS", "AGE",
+                                                    "JOB"]
     assert resources.job_name(name) in wide.stdout
 
 
@@ -218,7 +220,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie is dead too: its parent (the kubelet) has not reaped it yet.
+    # A zombie is dead too: its parent (the node agent) has not reaped it yet.
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split()[2] != "Z"
@@ -260,7 +262,8 @@ def test_an_api_restart_recreates_a_missing_task_resource(
 
     task_id = api.submit(make_clip(1.0), "mp3")
     name = resources.cr_name(task_id)
-    assert cluster.http.delete(f"{CT_PATH}/{name}").status_code == 200  # lost, as if never made
+    # Lost, as if never made.
+    assert cluster.http.delete(f"{cluster.paths['ct']}/{name}").status_code == 200
     assert cluster.task(task_id) is None
     with TestClient(create_app(api_settings)):  # start-up resubmits unfinished tasks
         cr = cluster.task(task_id)
@@ -275,10 +278,13 @@ def test_a_job_lost_while_its_task_runs_is_created_again(
     operator.start()
     task_id = api.submit(make_clip(1.0), "mp3")
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
-    cluster.kubelet.freeze = False  # the next pod runs through
+    cluster.node.freeze = False  # the next pod runs through
     [job] = cluster.jobs()
-    r = cluster.http.delete(f"{JOBS_PATH}/{job['metadata']['name']}")
-    assert r.status_code == 200  # deleted by hand, or by its TTL while no operator watched
+    # Deleted by hand (kubectl's default, background cascade), or by its TTL while no operator
+    # watched.
+    r = cluster.http.delete(f"{cluster.paths['jobs']}/{job['metadata']['name']}",
+                            params={"propagationPolicy": "Background"})
+    assert r.status_code == 200
     assert api.wait(task_id)["state"] == "SUCCESS"
     [again] = cluster.jobs()
     assert again["metadata"]["uid"] != job["metadata"]["uid"]
@@ -305,5 +311,8 @@ def test_a_conversion_past_its_deadline_fails_with_that_reason(
     assert task["state"] == "FAILURE"
     assert "did not finish within 1 seconds" in task["error"]
     assert task["error_code"] == "timeout"
-    assert cluster.task(task_id)["status"]["reason"] == "DeadlineExceeded"  # type: ignore[index]
-    assert len(cluster.pods()) == 1
+    status = cluster.task(task_id)["status"]  # type: ignore[index]
+    assert status["reason"] == "DeadlineExceeded" and status["attempts"] == 1
+    # The Job controller deleted the pod that ran past the deadline; its process is gone.
+    cluster.wait("the pod to go", lambda: not cluster.pods())
+    assert cluster.node.running_pids() == []
