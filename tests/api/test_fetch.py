@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests import servers
 from tests.api.conftest import MakeSettings, open_client
 from tests.api.helpers import Api
 
@@ -102,3 +105,39 @@ def test_off_policy_refuses_urls(make_settings: MakeSettings, web: str) -> None:
         api.signup()
         status, message = _post(api, f"{web}/clip.mp4")
         assert status == 400 and "turned off" in message
+
+
+@pytest.mark.s3
+def test_a_presigned_s3_url_works_until_it_expires(
+    make_settings: MakeSettings, s3: servers.S3Server, s3_env: dict[str, str], make_clip: Clip
+) -> None:
+    """A user hands over a presigned GET of their own bucket: the real server checks the
+    signature and the expiry, so the URL converts while it is valid and is refused after."""
+    clip = make_clip(1.0)
+    bucket = s3_env["VIDCONV_S3_BUCKET"]
+    minio = s3.client()
+    minio.fput_object(bucket, "shared/clip.mp4", str(clip))
+    with open_client(make_settings(url_inputs="any")) as client:
+        api = Api(client)
+        api.signup()
+        signed_at = datetime.now(UTC).replace(microsecond=0)
+        lifetime = timedelta(seconds=3)
+        url = minio.presigned_get_object(bucket, "shared/clip.mp4", expires=lifetime,
+                                         request_date=signed_at)
+        r = client.post("/api/tasks", headers=api.auth,
+                        json={"file": url, "conversion_type": "mp3"})
+        assert r.status_code == 201, r.text
+        task = api.wait(r.json()["task_id"])
+        assert task["state"] == "SUCCESS", task
+        assert task["file_name"] == "clip.mp4" and task["input_size"] == clip.stat().st_size
+
+        # The signature covers the key: the same URL pointed at another object is refused.
+        status, message = _post(api, url.replace("/shared/clip.mp4?", "/shared/other.mp4?"))
+        assert status == 400 and "HTTP 403" in message
+
+        while datetime.now(UTC) <= signed_at + lifetime + timedelta(seconds=1):
+            time.sleep(0.2)
+        status, message = _post(api, url)
+        assert status == 400 and "HTTP 403" in message
+        assert [t["status"] for t in client.get("/api/tasks", headers=api.auth).json()["tasks"]
+                ] == ["SUCCESS"]  # the refused URLs made no task
