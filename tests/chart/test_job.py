@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from kubernetes_validate import utils as kv
 
-from tests.chart.fixtures import NAMESPACE, VALUE_SETS, Rendered, env_of, find, one
+from tests.chart.fixtures import NAMESPACE, VALUE_SETS, Rendered, env_of, find, one, parse
 from tests.chart.test_render import KUBE_VERSIONS
 from tests.chart.test_security import restricted_problems
 
@@ -163,6 +163,20 @@ def test_network_policy_confines_the_job_pods(
         minio_policy = one(docs, "NetworkPolicy", "vc-vidconv-minio")["spec"]
         peers = minio_policy["ingress"][0]["from"]
         assert any(selects(p["podSelector"], pod_labels) for p in peers)
+
+
+@pytest.mark.parametrize(("endpoint", "port"), [
+    ("https://s3.eu-west-1.amazonaws.com", 443), ("http://garage.storage:3900", 3900),
+    ("http://seaweedfs-s3.storage:8333/", 8333), ("http://rook-ceph-rgw-store.rook-ceph", 80),
+])
+def test_network_policy_lets_the_job_pods_reach_an_external_s3_on_its_port(
+    chart: Any, endpoint: str, port: int
+) -> None:
+    values = {"minio": {"enabled": False}, "networkPolicy": {"enabled": True},
+              "s3": {"external": {"endpoint": endpoint, "accessKey": "AK", "secretKey": "SK"}}}
+    docs = parse(chart.render(values=values, name="vc", namespace=NAMESPACE))
+    egress = one(docs, "NetworkPolicy", "vc-vidconv-transcoder")["spec"]["egress"]
+    assert {"protocol": "TCP", "port": port} in egress[1]["ports"], egress
 
 
 def test_kopf_serves_liveness_where_the_probe_looks(rendered: Rendered) -> None:
