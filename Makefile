@@ -34,6 +34,10 @@ run: $(STAMP) ## Start vidconv on http://127.0.0.1:5000 (SQLite and files under 
 test: $(STAMP) ## Run the test suite (starts its own PostgreSQL and S3 servers).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+.PHONY: control-plane
+control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl for the tests (cached).
+	hack/k8s/build.sh
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy.
 	$(BIN)/ruff check src tests bench
