@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import delete as sa_delete
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.db import updates
@@ -122,3 +124,42 @@ def test_a_requeued_task_waits_as_pending_and_keeps_its_attempts(
     with sessions() as s:
         task = s.get(Task, task_id)
         assert task is not None and task.input_duration == 2.04
+
+
+def test_a_task_deleted_while_a_worker_writes_is_a_normal_outcome(
+    sessions: sessionmaker[Session], db_url: str
+) -> None:
+    """The user deletes the task just before a worker's write reaches the database: every
+    write answers False (nothing matched) and none raises (this was a StaleDataError)."""
+    engine = sessions.kw["bind"]
+    other = make_engine(db_url)
+    doomed: list[str] = []  # armed: the next UPDATE on ``engine`` is preceded by a DELETE
+
+    def delete_first(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if doomed and statement.lstrip().upper().startswith("UPDATE"):
+            with other.begin() as conn:  # another connection: the API's DELETE
+                conn.execute(sa_delete(Task).where(Task.id == doomed.pop()))
+
+    writes: list[Callable[[str], bool]] = [
+        lambda t: updates.record_started(sessions, t, attempts=2),
+        lambda t: updates.record_progress(sessions, t, 50),
+        lambda t: updates.record_requeued(sessions, t),
+        lambda t: updates.record_result(sessions, t, {"status": "ok", "size": 1}),
+        lambda t: updates.record_failure(sessions, t, error="x"),
+        lambda t: updates.record_revoked(sessions, t),
+    ]
+    event.listen(engine, "before_cursor_execute", delete_first)
+    try:
+        for write in writes:
+            task_id = _task(sessions)
+            if write is writes[2]:
+                updates.record_started(sessions, task_id)  # requeue applies to STARTED only
+            doomed.append(task_id)
+            assert write(task_id) is False
+            assert not doomed  # the DELETE really came in between
+            with sessions.begin() as s:
+                assert s.get(Task, task_id) is None
+                s.execute(sa_delete(User))  # _task makes the same user again
+    finally:
+        event.remove(engine, "before_cursor_execute", delete_first)
+        other.dispose()

@@ -3,6 +3,8 @@
 Both executors use these: the local one from the transcoder's stdout, the operator from the
 ConversionTask's status. Each is safe to repeat (a replayed watch event, a retried write) and
 never moves a finished task back: once SUCCESS, FAILURE or REVOKED, a row only changes by deletion.
+Each is a single UPDATE whose WHERE clause holds its conditions, so a row deleted meanwhile (the
+user deleted the task while a worker reports on it) is a normal outcome: the write returns False.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.db.models import Task, TaskState, utcnow
@@ -35,15 +37,27 @@ def _update_unfinished(
 def record_started(
     sessions: sessionmaker[Session], task_id: str, at: datetime | None = None, attempts: int = 1
 ) -> bool:
+    """PENDING -> STARTED (a STARTED task only counts the attempt); False if finished or gone.
+
+    One UPDATE with the conditions in its WHERE clause, never read-modify-write through the
+    ORM: a task deleted between the read and the write (a DELETE right after a POST) is then
+    just "no row matched", not a StaleDataError.
+    """
     with sessions.begin() as session:
-        task = session.get(Task, task_id, with_for_update=True)
-        if task is None or task.status not in _UNFINISHED:
-            return False
-        if task.status == TaskState.PENDING.value:
-            task.status = TaskState.STARTED.value
-            task.started_at = at or utcnow()
-        task.attempts = max(task.attempts, attempts)
-        return True
+        result = session.execute(
+            update(Task)
+            .where(Task.id == task_id, Task.status.in_(_UNFINISHED))
+            .values(
+                status=TaskState.STARTED.value,
+                started_at=case(
+                    (Task.status == TaskState.PENDING.value, at or utcnow()),
+                    else_=Task.started_at,
+                ),
+                attempts=case((Task.attempts < attempts, attempts), else_=Task.attempts),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def record_requeued(sessions: sessionmaker[Session], task_id: str) -> bool:
