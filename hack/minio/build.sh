@@ -23,6 +23,6 @@ echo "building minio $version into $bin (the first build takes a few minutes)" >
 # CGO off: a static binary, as MinIO's releases are; -trimpath keeps local paths out of it. The module has no
 # replace directives, so `go install module@version` builds it as published, checksums verified.
 CGO_ENABLED=0 GOBIN="$tmp" go install -trimpath -ldflags "$ldflags" "github.com/minio/minio@$version" >&2
-mv "$tmp" "$bin" 2>/dev/null || [[ -x "$bin/minio" ]]  # another build may have won the race
-trap - EXIT
+# Another build may have won the race: keep its binary (-T: never move ours into it); the trap drops ours.
+mv -T "$tmp" "$bin" 2>/dev/null || [[ -x "$bin/minio" ]]
 echo "$bin"
