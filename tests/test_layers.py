@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vidconv"
-CORE = {"vidconv", "settings", "storage", "formats", "resources", "db", "kube"}
+CORE = {"vidconv", "settings", "storage", "formats", "resources", "db", "kube", "contract"}
 ALLOWED = {
     "core": CORE,
     "transcoder": CORE - {"db", "kube"} | {"transcoder"},

@@ -107,23 +107,6 @@ FORMATS: dict[str, Profile] = {
 }
 
 
-def transcoder_args(
-    source: str, target: str, fmt: str, options: Mapping[str, Any]
-) -> list[str]:
-    """The arguments of ``python -m vidconv.transcoder`` for one task.
-
-    Both executors run exactly these (DESIGN.md); options sorted, so one task gives one argv.
-    """
-    args = ["--input", source, "--output", target, "--format", fmt]
-    for key in sorted(options):
-        value = options[key]
-        if value is None:
-            continue
-        text = ("true" if value else "false") if isinstance(value, bool) else str(value)
-        args += ["--option", f"{key}={text}"]
-    return args
-
-
 def format_names() -> list[str]:
     return sorted(FORMATS)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from vidconv.contract import Phase
+
 GROUP = "vidconv.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -15,14 +17,8 @@ TASK_LABEL = f"{GROUP}/task"
 ANNOTATION_PREFIX = GROUP
 FINALIZER = f"{GROUP}/finalizer"
 
-# Phases of status.phase and the API states they map to (DESIGN.md).
-PHASE_TO_STATE = {
-    "Pending": "PENDING",
-    "Running": "STARTED",
-    "Succeeded": "SUCCESS",
-    "Failed": "FAILURE",
-    "Cancelled": "REVOKED",
-}
+# Phases of status.phase and the API states they map to (the one definition: contract.Phase).
+PHASE_TO_STATE = {phase.value: phase.state for phase in Phase}
 
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
 

@@ -10,6 +10,7 @@ from sqlalchemy import delete as sa_delete
 from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from vidconv.contract import Result
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState, User
 from vidconv.db.session import make_engine, make_sessionmaker, upgrade
@@ -53,9 +54,7 @@ def test_task_goes_pending_started_success_and_stays_finished(
     assert updates.record_started(sessions, task_id)
     assert updates.record_progress(sessions, task_id, 40)
     assert not updates.record_progress(sessions, task_id, 10)  # never goes backwards
-    assert updates.record_result(
-        sessions, task_id, {"status": "ok", "size": 1234, "duration": 2.0}
-    )
+    assert updates.record_result(sessions, task_id, Result(ok=True, size=1234, duration=2.0))
     # A replayed failure after success changes nothing.
     assert not updates.record_failure(sessions, task_id, error="late", code="x")
     with sessions() as s:
@@ -69,9 +68,7 @@ def test_task_goes_pending_started_success_and_stays_finished(
 
 def test_failure_result_keeps_the_error_and_code(sessions: sessionmaker[Session]) -> None:
     task_id = _task(sessions)
-    updates.record_result(
-        sessions, task_id, {"status": "error", "error": "not a video", "code": "invalid_input"}
-    )
+    updates.record_result(sessions, task_id, Result.failure("invalid_input", "not a video"))
     with sessions() as s:
         task = s.get(Task, task_id)
         assert task is not None
@@ -118,8 +115,7 @@ def test_a_requeued_task_waits_as_pending_and_keeps_its_attempts(
         assert task is not None
         assert (task.status, task.progress, task.attempts) == ("PENDING", 0.0, 1)
     updates.record_result(
-        sessions, task_id, {"status": "ok", "size": 1, "duration": 2.0, "input_duration": 2.04}
-    )
+        sessions, task_id, Result(ok=True, size=1, duration=2.0, input_duration=2.04))
     assert not updates.record_requeued(sessions, task_id)  # a finished task stays finished
     with sessions() as s:
         task = s.get(Task, task_id)
@@ -144,7 +140,7 @@ def test_a_task_deleted_while_a_worker_writes_is_a_normal_outcome(
         lambda t: updates.record_started(sessions, t, attempts=2),
         lambda t: updates.record_progress(sessions, t, 50),
         lambda t: updates.record_requeued(sessions, t),
-        lambda t: updates.record_result(sessions, t, {"status": "ok", "size": 1}),
+        lambda t: updates.record_result(sessions, t, Result(ok=True, size=1)),
         lambda t: updates.record_failure(sessions, t, error="x"),
         lambda t: updates.record_revoked(sessions, t),
     ]

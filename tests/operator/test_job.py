@@ -111,7 +111,7 @@ def test_with_a_kueue_queue_the_job_waits_suspended_for_admission() -> None:
 
 
 def test_the_job_runs_exactly_the_command_the_local_executor_runs() -> None:
-    """DESIGN.md: one transcoder contract; only the interpreter's path differs."""
+    """One transcoder contract (vidconv.contract): only the interpreter's path differs."""
     from vidconv.api.executors.kubernetes import task_manifest
     from vidconv.api.executors.local import transcoder_command
     from vidconv.db.models import Task

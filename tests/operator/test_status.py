@@ -91,6 +91,8 @@ def test_a_phase_never_moves_back() -> None:
 def test_a_log_tail_as_termination_message_still_yields_the_result() -> None:
     tail = 'Traceback...\n{"event":"progress","progress":50}\n' + json.dumps(
         {"event": "result", "status": "error", "error": "boom"})
-    assert parse_termination_message(tail)["error"] == "boom"
-    assert parse_termination_message("Killed")["error"] == "Killed"
-    assert parse_termination_message("") == {}
+    parsed, killed = parse_termination_message(tail), parse_termination_message("Killed")
+    assert parsed is not None and killed is not None
+    assert (parsed.ok, parsed.error) == (False, "boom")
+    assert (killed.ok, killed.error) == (False, "Killed")
+    assert parse_termination_message("") is None

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import case, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from vidconv.contract import Result
 from vidconv.db.models import Task, TaskState, utcnow
 
 _UNFINISHED = (TaskState.PENDING.value, TaskState.STARTED.value)
@@ -138,33 +139,19 @@ def record_revoked(sessions: sessionmaker[Session], task_id: str) -> bool:
     )
 
 
-def record_result(sessions: sessionmaker[Session], task_id: str, result: Mapping[str, Any]) -> bool:
-    """Apply the transcoder's result JSON (``{"event": "result", "status": "ok"|"error", ...}``)."""
-    if result.get("status") == "ok":
+def record_result(sessions: sessionmaker[Session], task_id: str, result: Result) -> bool:
+    """Apply the transcoder's result (``vidconv.contract.Result``) as the task's end."""
+    if result.ok:
         return record_success(
             sessions,
             task_id,
-            output_size=_int_or_none(result.get("size")),
-            output_duration=_float_or_none(result.get("duration")),
-            input_duration=_float_or_none(result.get("input_duration")),
+            output_size=result.size,
+            output_duration=result.duration,
+            input_duration=result.input_duration,
         )
     return record_failure(
         sessions,
         task_id,
-        error=str(result.get("error") or "the conversion failed"),
-        code=str(result.get("code") or "error"),
+        error=result.error or "the conversion failed",
+        code=result.code or "error",
     )
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None

@@ -22,6 +22,7 @@ import kopf
 import sqlalchemy.exc
 
 from vidconv import resources
+from vidconv.contract import Phase
 from vidconv.operator import events
 from vidconv.operator.context import Context
 from vidconv.operator.job import build_job
@@ -50,7 +51,7 @@ async def ensure_job(
         logger.info("created Job %s", name)
         events.normal(body, events.JOB_CREATED, f"created Job {name}")
     if not status.get("phase"):
-        patch.status["phase"] = "Pending"
+        patch.status["phase"] = Phase.PENDING.value
         patch.status["progress"] = 0
     if status.get("jobName") != name:
         patch.status["jobName"] = name
@@ -118,11 +119,11 @@ async def sync_task(
     await asyncio.to_thread(ctx.cluster.patch_task_status, namespace, owner["name"], change)
     ref = events.ref(namespace, owner["name"], owner["uid"])
     phase = change.get("phase")
-    if phase == "Running":
+    if phase == Phase.RUNNING:
         events.normal(ref, events.STARTED, f"Job {meta['name']} is running")
-    elif phase == "Succeeded":
+    elif phase == Phase.SUCCEEDED:
         events.normal(ref, events.SUCCEEDED, "converted")
-    elif phase == "Failed":
+    elif phase == Phase.FAILED:
         events.warning(ref, events.FAILED, f"{change.get('reason')}: {change.get('message')}")
     logger.info("task %s: %s", owner["name"], change)
 
@@ -150,7 +151,7 @@ async def cancelled(
     task_id = str(spec.get("taskId") or "")
     if task_id:
         await with_db_retry(body, logger, lambda: mirror_status(
-            ctx.sessions, task_id, {"phase": "Cancelled"}))
+            ctx.sessions, task_id, {"phase": Phase.CANCELLED.value}))
     events.normal(body, events.DELETED, "the task was deleted; its Job is deleted with it")
 
 

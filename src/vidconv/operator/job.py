@@ -9,10 +9,17 @@ restricted Pod Security Standard.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from vidconv import resources
-from vidconv.formats import transcoder_args
+from vidconv.contract import (
+    EXIT_BAD_INPUT,
+    TASK_NAME,
+    TASK_NAMESPACE,
+    transcoder_command,
+    transcoder_env,
+)
 from vidconv.settings import Settings
 
 CONTAINER = "transcoder"
@@ -20,7 +27,6 @@ SCRATCH = "/scratch"
 # The transcoder image's non-root user (transcoder-image/Dockerfile).
 RUN_AS_USER = 10001
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
-EXIT_BAD_INPUT = 2
 
 
 def labels(task_name: str) -> dict[str, str]:
@@ -35,35 +41,24 @@ def labels(task_name: str) -> dict[str, str]:
 
 def command(spec: Mapping[str, Any]) -> list[str]:
     src, dst = spec["input"], spec["output"]
-    return ["python", "-m", "vidconv.transcoder", *transcoder_args(
-        f"s3://{src['bucket']}/{src['key']}", f"s3://{dst['bucket']}/{dst['key']}",
+    return transcoder_command(
+        "python", f"s3://{src['bucket']}/{src['key']}", f"s3://{dst['bucket']}/{dst['key']}",
         str(spec["format"]), spec.get("options") or {},
-    )]
+    )
 
 
 def _env(cr_name: str, namespace: str, settings: Settings) -> list[dict[str, Any]]:
     def secret(key: str) -> dict[str, Any]:
         return {"secretKeyRef": {"name": settings.job_s3_secret, "key": key}}
 
-    plain = {
-        "VIDCONV_STORAGE": "s3",
-        "VIDCONV_S3_ENDPOINT": settings.s3_endpoint,
-        "VIDCONV_S3_BUCKET": settings.s3_bucket,
-        "VIDCONV_S3_REGION": settings.s3_region,
-        "VIDCONV_TASK_NAME": cr_name,
-        "VIDCONV_TASK_NAMESPACE": namespace,
-        "VIDCONV_SCRATCH_DIR": SCRATCH,
-        # The root filesystem is read-only: anything that wants a temp dir gets scratch.
-        "TMPDIR": SCRATCH,
-        "HOME": SCRATCH,
-        # The same limits as the API's, from one place (the operator's settings).
-        "VIDCONV_MAX_INPUT_BYTES": str(settings.max_input_bytes),
-        "VIDCONV_MAX_DURATION_SECONDS": str(settings.max_duration_seconds),
-        "VIDCONV_MAX_WIDTH": str(settings.max_width),
-        "VIDCONV_MAX_HEIGHT": str(settings.max_height),
-        "VIDCONV_TRANSCODE_TIMEOUT_SECONDS": str(settings.transcode_timeout_seconds),
-        "VIDCONV_LOG_LEVEL": settings.log_level,
-    }
+    # The contract's allow-list from the operator's settings (so the limits are the API's),
+    # on S3 with the pod's scratch volume; the S3 keys come from the Secret, never as values.
+    plain = transcoder_env(
+        replace(settings, storage="s3", scratch_dir=SCRATCH, ffmpeg=""), secrets=False,
+        extra={TASK_NAME: cr_name, TASK_NAMESPACE: namespace,
+               # The root filesystem is read-only: anything that wants a temp dir gets scratch.
+               "TMPDIR": SCRATCH, "HOME": SCRATCH},
+    )
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
     env += [
         {"name": "VIDCONV_S3_ACCESS_KEY", "valueFrom": secret("accessKey")},

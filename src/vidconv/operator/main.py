@@ -1,4 +1,4 @@
-"""``vidconv operator``: run kopf with explicit settings (DESIGN.md: nothing left to defaults
+"""``vidconv operator``: run kopf with explicit settings (nothing left to defaults
 that would put kopf's bookkeeping outside vidconv.io or keep state in memory)."""
 
 from __future__ import annotations

@@ -16,11 +16,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from vidconv.contract import Phase, Result
 from vidconv.db import updates
 from vidconv.operator.job import CONTAINER
 
-TERMINAL = ("Succeeded", "Failed", "Cancelled")
-RANK = {"": 0, "Pending": 1, "Running": 2, "Succeeded": 3, "Failed": 3, "Cancelled": 3}
+TERMINAL = tuple(p.value for p in Phase if p.finished)
+RANK = {"": 0, Phase.PENDING: 1, Phase.RUNNING: 2, Phase.SUCCEEDED: 3, Phase.FAILED: 3,
+        Phase.CANCELLED: 3}
 
 # Job condition reason -> what the user is told (status.reason and the task's error code).
 FAILURE_REASONS = {
@@ -32,18 +34,18 @@ FAILURE_REASONS = {
 
 @dataclass
 class Outcome:
-    phase: str
+    phase: Phase
     reason: str = ""
     message: str = ""
     code: str = ""  # the machine-readable error code, as the local executor records it
-    result: dict[str, Any] = field(default_factory=dict)
+    result: Result = field(default_factory=lambda: Result(ok=False))
     attempts: int = 0
     started_at: str | None = None
     completed_at: str | None = None
 
     @property
     def finished(self) -> bool:
-        return self.phase in TERMINAL
+        return self.phase.finished
 
 
 def _condition(job: Mapping[str, Any], *types: str) -> Mapping[str, Any] | None:
@@ -53,18 +55,18 @@ def _condition(job: Mapping[str, Any], *types: str) -> Mapping[str, Any] | None:
     return None
 
 
-def parse_termination_message(text: str | None) -> dict[str, Any]:
-    """The transcoder's result JSON; with FallbackToLogsOnError it is the log tail's last result."""
+def parse_termination_message(text: str | None) -> Result | None:
+    """The transcoder's result; with FallbackToLogsOnError it is the log tail's last result."""
     if not text:
-        return {}
+        return None
     for line in reversed(text.strip().splitlines()):
         try:
             data = json.loads(line)
         except ValueError:
             continue
         if isinstance(data, dict) and ("status" in data or data.get("event") == "result"):
-            return data
-    return {"status": "error", "error": text.strip()[-500:]}
+            return Result.from_json(data)
+    return Result.failure("", text.strip()[-500:])
 
 
 def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -75,17 +77,15 @@ def _terminated(pod: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def pod_result(pods: Sequence[Mapping[str, Any]], *, succeeded: bool) -> dict[str, Any]:
+def pod_result(pods: Sequence[Mapping[str, Any]], *, succeeded: bool) -> Result:
     """The result of the pod that decided the Job: the one that exited 0, else the last to end."""
     ended = [(p, t) for p in pods if (t := _terminated(p)) is not None]
     if succeeded:
         ended = [(p, t) for p, t in ended if t.get("exitCode") == 0] or ended
     if not ended:
-        return {}
+        return Result(ok=succeeded)
     _pod, term = max(ended, key=lambda pt: str(pt[1].get("finishedAt") or ""))
-    result = parse_termination_message(term.get("message"))
-    result.setdefault("exitCode", term.get("exitCode"))
-    return result
+    return parse_termination_message(term.get("message")) or Result(ok=succeeded)
 
 
 def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) -> Outcome:
@@ -106,7 +106,7 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
     if done is not None:
         result = pod_result(pods, succeeded=True)
         return Outcome(
-            "Succeeded", "Completed", "converted", "", result, attempts, started,
+            Phase.SUCCEEDED, "Completed", "converted", "", result, attempts, started,
             status.get("completionTime") or done.get("lastTransitionTime"),
         )
     failed = _condition(job, "FailureTarget", "Failed")
@@ -114,7 +114,7 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
         job_reason = str(failed.get("reason") or "Failed")
         reason = FAILURE_REASONS.get(job_reason, job_reason)
         result = pod_result(pods, succeeded=False)
-        error = str(result.get("error") or "")
+        error = result.error or ""
         if reason == "DeadlineExceeded":
             limit = spec.get("activeDeadlineSeconds")
             message = f"the conversion did not finish within {limit} seconds"
@@ -123,18 +123,17 @@ def job_outcome(job: Mapping[str, Any], pods: Sequence[Mapping[str, Any]] = ()) 
         else:
             message = error or str(failed.get("message") or "the conversion failed")
         # The transcoder's own code where it said one (the same as in the embedded mode).
-        code = "timeout" if reason == "DeadlineExceeded" else str(
-            result.get("code") or _snake(reason))
+        code = "timeout" if reason == "DeadlineExceeded" else (result.code or _snake(reason))
         return Outcome(
-            "Failed", reason, message, code, result, attempts, started,
+            Phase.FAILED, reason, message, code, result, attempts, started,
             failed.get("lastTransitionTime"),
         )
     if spec.get("suspend"):
-        return Outcome("Pending", "Queued", "waiting for the queue to admit the Job",
+        return Outcome(Phase.PENDING, "Queued", "waiting for the queue to admit the Job",
                        attempts=attempts)
     if int(status.get("active") or 0) > 0 or attempts > 0:
-        return Outcome("Running", attempts=attempts, started_at=started)
-    return Outcome("Pending", attempts=attempts)
+        return Outcome(Phase.RUNNING, attempts=attempts, started_at=started)
+    return Outcome(Phase.PENDING, attempts=attempts)
 
 
 def status_patch(outcome: Outcome, current: Mapping[str, Any]) -> dict[str, Any]:
@@ -147,7 +146,7 @@ def status_patch(outcome: Outcome, current: Mapping[str, Any]) -> dict[str, Any]
         return {}
     patch: dict[str, Any] = {}
     if outcome.phase != phase:
-        patch["phase"] = outcome.phase
+        patch["phase"] = outcome.phase.value
     if outcome.attempts and outcome.attempts != current.get("attempts"):
         patch["attempts"] = outcome.attempts
     if outcome.started_at and not current.get("startedAt"):
@@ -160,32 +159,40 @@ def status_patch(outcome: Outcome, current: Mapping[str, Any]) -> dict[str, Any]
         if outcome.code:
             patch["errorCode"] = outcome.code
         patch["conditions"] = [{
-            "type": "Ready" if outcome.phase == "Succeeded" else "Failed",
+            "type": "Ready" if outcome.phase is Phase.SUCCEEDED else "Failed",
             "status": "True",
             "reason": outcome.reason,
             "message": outcome.message[:1000],
             "lastTransitionTime": patch["completedAt"],
         }]
-        if outcome.phase == "Succeeded":
+        if outcome.phase is Phase.SUCCEEDED:
             patch["progress"] = 100
             patch["output"] = _output(outcome.result)
     return patch
 
 
-def _output(result: Mapping[str, Any]) -> dict[str, Any]:
+# The transcoder's Result as the CR's status.output (the CRD's camelCase names), and back.
+_OUTPUT_FIELDS = (("size", "size"), ("duration", "duration"),
+                  ("input_duration", "inputDuration"), ("video_codec", "videoCodec"),
+                  ("audio_codec", "audioCodec"))
+
+
+def _output(result: Result) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    key = str(result.get("output") or "")
+    key = result.output or ""
     if key:
         out["key"] = key.split("/", 3)[-1] if key.startswith("s3://") else key
-    if isinstance(result.get("size"), int):
-        out["size"] = result["size"]
-    for src, dst in (("duration", "duration"), ("input_duration", "inputDuration")):
-        if isinstance(result.get(src), int | float):
-            out[dst] = float(result[src])
-    for src, dst in (("video_codec", "videoCodec"), ("audio_codec", "audioCodec")):
-        if result.get(src):
-            out[dst] = str(result[src])
+    for src, dst in _OUTPUT_FIELDS:
+        value = getattr(result, src)
+        if value is not None and value != "":
+            out[dst] = value
     return out
+
+
+def output_result(out: Mapping[str, Any]) -> Result:
+    """status.output of a Succeeded CR as the transcoder's Result."""
+    return Result.from_json({"status": "ok", "output": out.get("key"),
+                             **{src: out.get(dst) for src, dst in _OUTPUT_FIELDS}})
 
 
 def _snake(name: str) -> str:
@@ -211,27 +218,26 @@ def mirror_status(
     sessions: sessionmaker[Session], task_id: str, status: Mapping[str, Any]
 ) -> None:
     """Copy a CR's status into the task row; every write is idempotent, so replays are safe."""
-    phase = status.get("phase")
-    if phase in ("Running", "Succeeded", "Failed"):
+    phase = Phase.parse(status.get("phase"))
+    if phase in (Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED):
         updates.record_started(
             sessions, task_id, at=_time(status.get("startedAt")),
             attempts=int(status.get("attempts") or 1),
         )
     progress = status.get("progress")
-    if isinstance(progress, int | float) and phase in ("Running", "Succeeded"):
+    if isinstance(progress, int | float) and phase in (Phase.RUNNING, Phase.SUCCEEDED):
         updates.record_progress(sessions, task_id, float(progress))
-    if phase == "Succeeded":
-        out = status.get("output") or {}
+    if phase is Phase.SUCCEEDED:
+        result = output_result(status.get("output") or {})
         updates.record_success(
-            sessions, task_id, output_size=out.get("size"),
-            output_duration=out.get("duration"), input_duration=out.get("inputDuration"),
-            at=_time(status.get("completedAt")),
+            sessions, task_id, output_size=result.size, output_duration=result.duration,
+            input_duration=result.input_duration, at=_time(status.get("completedAt")),
         )
-    elif phase == "Failed":
+    elif phase is Phase.FAILED:
         updates.record_failure(
             sessions, task_id, error=str(status.get("message") or "the conversion failed"),
             code=str(status.get("errorCode") or status.get("reason") or "error"),
             at=_time(status.get("completedAt")),
         )
-    elif phase == "Cancelled":
+    elif phase is Phase.CANCELLED:
         updates.record_revoked(sessions, task_id)

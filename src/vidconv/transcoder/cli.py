@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from vidconv.contract import Result
 from vidconv.formats import FormatError, Profile, get_profile, validate_options
 from vidconv.settings import Settings
 from vidconv.transcoder import ffmpeg, locations
@@ -69,7 +70,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
-            scratch: Path) -> dict[str, Any]:
+            scratch: Path) -> Result:
     try:
         profile = get_profile(args.format)
         options = validate_options(args.format, parse_options(args.option))
@@ -106,10 +107,10 @@ def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
     marks.append(time.monotonic())
     log.info("timings: fetch %.3f s, probe %.3f s, ffmpeg %.3f s, deliver %.3f s",
              *(b - a for a, b in zip(marks, marks[1:], strict=False)))
-    return {"event": "result", "status": "ok", "output": args.output, "size": uploaded,
-            **result, "format": profile.name, "command": cmd,
-            "input_duration": None if info.duration is None else round(info.duration, 3),
-            "ffmpeg": tools.ffmpeg, "ffmpeg_source": tools.source}
+    return Result(ok=True, output=args.output, size=uploaded, **result, format=profile.name,
+                  command=cmd,
+                  input_duration=None if info.duration is None else round(info.duration, 3),
+                  ffmpeg=tools.ffmpeg, ffmpeg_source=tools.source)
 
 
 def _check_bounds(settings: Settings, profile: Profile, info: MediaInfo,
@@ -194,12 +195,12 @@ def main(argv: list[str] | None = None) -> int:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
         log.info("%s in %.2f s: %s", "done" if code == 0 else "failed",
-                 time.monotonic() - started, result.get("error", result.get("output")))
-        reporters.result(result)
+                 time.monotonic() - started, result.output if result.ok else result.error)
+        reporters.result(result.to_json())
     finally:
         reporters.close()
     return code
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"event": "result", "status": "error", "error": message, "code": code}
+def _error(code: str, message: str) -> Result:
+    return Result.failure(code, message)

@@ -1,33 +1,33 @@
 """The embedded executor: a bounded pool of ``python -m vidconv.transcoder`` subprocesses.
 
 Each worker takes a task id from the queue, runs exactly the command a Kubernetes Job's
-container runs, copies the progress lines into the row (throttled) and the result line into
-the row's end state, all through ``vidconv.db.updates``. Cancelling sends SIGTERM to the
-transcoder's process group: the transcoder stops its ffmpeg (which runs in a session of its own
-and dies with its parent) and empties its scratch; SIGKILL follows after a grace period.
+container runs (``vidconv.contract``), copies the progress lines into the row (throttled) and
+the result line into the row's end state, all through ``vidconv.db.updates``. Cancelling sends
+SIGTERM to the transcoder's process group: the transcoder stops its ffmpeg (which runs in a
+session of its own and dies with its parent) and empties its scratch; SIGKILL follows after a
+grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import fields
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from vidconv import contract
+from vidconv.contract import Progress, Result
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
-from vidconv.formats import transcoder_args
 from vidconv.settings import Settings
 from vidconv.storage import Storage
 
@@ -41,26 +41,18 @@ STDERR_TAIL = 4000
 # A database outage shorter than this loses no conversion's end state: row writes are retried.
 DB_RETRY_SECONDS = 30.0
 DB_RETRY_MAX_DELAY = 2.0
-# Settings the transcoder has no business seeing.
-_PRIVATE = {"jwt_secret", "database_url"}
 
 
 def transcoder_env(settings: Settings) -> dict[str, str]:
-    """The environment contract of the Job's container, filled from this process's settings."""
-    env = dict(os.environ)
-    for f in fields(settings):
-        if f.name not in _PRIVATE:
-            env[f"VIDCONV_{f.name.upper()}"] = str(getattr(settings, f.name))
-    for name in _PRIVATE:
-        env.pop(f"VIDCONV_{name.upper()}", None)
-    return env
+    """The contract's environment (an allow-list) for a subprocess of this server."""
+    return contract.transcoder_env(settings, inherit=os.environ)
 
 
 def transcoder_command(storage: Storage, task: Task) -> list[str]:
-    return [sys.executable, "-m", "vidconv.transcoder", *transcoder_args(
-        storage.locator(task.input_key), storage.locator(task.output_key),
+    return contract.transcoder_command(
+        sys.executable, storage.locator(task.input_key), storage.locator(task.output_key),
         task.conversion_type, task.options or {},
-    )]
+    )
 
 
 class LocalExecutor:
@@ -221,58 +213,49 @@ class LocalExecutor:
             if task.id in self._cancelled or self._stopping:
                 await self._terminate(proc)
             stderr_task = asyncio.create_task(_tail(proc.stderr))
+            result: Result | None
             try:
                 result = await asyncio.wait_for(
                     self._follow(task.id, proc), self.settings.transcode_timeout_seconds
                 )
             except TimeoutError:
                 await self._terminate(proc)
-                result = {"status": "error", "code": "timeout",
-                          "error": "the conversion took longer than "
-                                   f"{self.settings.transcode_timeout_seconds:g} s"}
+                result = Result.failure("timeout", "the conversion took longer than "
+                                        f"{self.settings.transcode_timeout_seconds:g} s")
             rc = await proc.wait()
             stderr = await stderr_task
         finally:
             self._running.pop(task.id, None)
         if task.id in self._cancelled:
             return "done"  # the row is REVOKED already (or deleted)
-        if self._stopping and (rc < 0 or (result or {}).get("code") == "terminated"):
+        if self._stopping and (rc < 0 or (result is not None and result.code == "terminated")):
             return "stopped"  # left STARTED on purpose: the next start() resumes it
         if result is None:
             reason = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
-            result = {"status": "error", "code": "crashed",
-                      "error": f"the transcoder ended ({reason}) without a result: "
-                               f"{stderr.strip()[-500:] or 'no output'}"}
-        if result.get("status") != "ok" and rc == 1 and not last:
+            result = Result.failure("crashed", f"the transcoder ended ({reason}) without a "
+                                    f"result: {stderr.strip()[-500:] or 'no output'}")
+        if not result.ok and rc == contract.EXIT_RETRYABLE and not last:
             return "retry"
         await self._db(updates.record_result, self.sessions, task.id, result)
         return "done"
 
-    async def _follow(
-        self, task_id: str, proc: asyncio.subprocess.Process
-    ) -> dict[str, Any] | None:
+    async def _follow(self, task_id: str, proc: asyncio.subprocess.Process) -> Result | None:
         """Read the transcoder's JSON lines: progress into the row, the result returned."""
         assert proc.stdout is not None
-        result: dict[str, Any] | None = None
+        result: Result | None = None
         last_write, last_value = 0.0, 0.0
         async for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
-            if event.get("event") == "result":
+            event = contract.parse_line(line)
+            if isinstance(event, Result):
                 result = event
-            elif event.get("event") == "progress":
-                value = float(event.get("progress") or 0.0)
+            elif isinstance(event, Progress):
                 now = time.monotonic()
-                if value > last_value and now - last_write >= PROGRESS_INTERVAL:
+                if event.progress > last_value and now - last_write >= PROGRESS_INTERVAL:
                     last_write = now
                     try:
                         await asyncio.to_thread(
-                            updates.record_progress, self.sessions, task_id, value)
-                        last_value = value
+                            updates.record_progress, self.sessions, task_id, event.progress)
+                        last_value = event.progress
                     except (OperationalError, InterfaceError):
                         pass  # progress is best effort: the database may be back next time
         return result
