@@ -248,9 +248,12 @@ class MinioServer(S3Server):
         env = {**os.environ, "MINIO_ROOT_USER": self.access_key,
                "MINIO_ROOT_PASSWORD": self.secret_key, "MINIO_SITE_REGION": self.region,
                "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
+        # A test run killed before its teardown must not leave MinIO behind: it gets SIGTERM
+        # when its parent dies (setpriv execs it, so proc is MinIO itself).
+        orphan_guard = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(self.binary), "server", str(self.data_dir),
+                [*orphan_guard, str(self.binary), "server", str(self.data_dir),
                  "--address", f"127.0.0.1:{self.port}",
                  "--certs-dir", str(self.config_dir / "certs")],
                 env=env, stdout=log, stderr=subprocess.STDOUT,
