@@ -41,6 +41,30 @@ class Storage(Protocol):
     def delete(self, key: str) -> None: ...
     def check(self) -> None: ...
     def locator(self, key: str) -> str: ...
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+
+# The key layout: every object of a task lives under its id, so a task's objects can be found
+# from its id alone and an object from its key's task id (the start-up sweep does).
+INPUTS, OUTPUTS = "inputs/", "outputs/"
+
+
+def input_key(task_id: str, filename: str) -> str:
+    return f"{INPUTS}{task_id}/{filename}"
+
+
+def output_key(task_id: str, filename: str, extension: str) -> str:
+    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
+    return f"{OUTPUTS}{task_id}/{stem or 'output'}.{extension}"
+
+
+def task_id_of(key: str) -> str | None:
+    """The task an ``inputs/`` or ``outputs/`` key belongs to; None for any other key."""
+    for prefix in (INPUTS, OUTPUTS):
+        if key.startswith(prefix):
+            task_id, sep, _rest = key.removeprefix(prefix).partition("/")
+            return task_id if sep and task_id else None
+    return None
 
 
 def validate_key(key: str) -> str:
@@ -120,6 +144,14 @@ class LocalStorage:
 
     def locator(self, key: str) -> str:
         return str(self._path(key))
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        """Every object under ``prefix`` (a folder-like ``inputs/``), half-written ones too."""
+        base = self.root / prefix
+        if base.is_dir():
+            for path in sorted(base.rglob("*")):
+                if path.is_file():
+                    yield path.relative_to(self.root).as_posix()
 
 
 class S3Storage:
@@ -222,6 +254,12 @@ class S3Storage:
 
     def locator(self, key: str) -> str:
         return f"s3://{self.bucket}/{validate_key(key)}"
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        objects = self._call(self.client.list_objects, self.bucket, prefix=prefix,
+                             recursive=True)
+        names: list[str | None] = self._call(lambda: [o.object_name for o in objects])
+        yield from (name for name in names if name)
 
 
 def make_storage(settings: Settings) -> Storage:

@@ -92,3 +92,19 @@ def test_unreachable_s3_is_a_storage_error() -> None:
 def test_s3_locator_round_trips() -> None:
     storage = S3Storage(Settings(s3_bucket="media"))
     assert parse_s3_url(storage.locator("outputs/t/x.mp4")) == ("media", "outputs/t/x.mp4")
+
+
+def test_keys_lists_every_object_under_a_prefix_and_the_layout_names_its_task(
+    storage: Storage,
+) -> None:
+    from vidconv.storage import input_key, output_key, task_id_of
+
+    made = [input_key("t1", "a.mp4"), output_key("t1", "a.mp4", "webm"),
+            input_key("t2", "b.mov")]
+    for key in made:
+        storage.put_stream(key, io.BytesIO(b"x"))
+    assert sorted(storage.keys("inputs/")) == sorted([made[0], made[2]])
+    assert list(storage.keys("outputs/")) == ["outputs/t1/a.webm"]
+    assert list(storage.keys("nothing/")) == []
+    assert [task_id_of(k) for k in made] == ["t1", "t1", "t2"]
+    assert task_id_of("other/t1/a") is None and task_id_of("inputs/loose") is None

@@ -6,6 +6,12 @@ the result line into the row's end state, all through ``vidconv.db.updates``. Ca
 SIGTERM to the transcoder's process group: the transcoder stops its ffmpeg (which runs in a
 session of its own and dies with its parent) and empties its scratch; SIGKILL follows after a
 grace period.
+
+No conversion outlives the server: the transcoder gets ``VIDCONV_PARENT_PID`` and ends itself
+when this process is gone, even after a SIGKILL (``vidconv.transcoder.lifeline``). Each running
+transcoder holds a lease (a pid file under the data dir, ``leases``); a restarted server ends
+whatever an earlier run's leases name that is still alive, sweeps the objects no row
+references (``vidconv.api.sweep``), and only then resumes the unfinished tasks.
 """
 
 from __future__ import annotations
@@ -25,11 +31,13 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import contract
+from vidconv.api import sweep
+from vidconv.api.executors.leases import Leases
 from vidconv.contract import Progress, Result
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
 from vidconv.settings import Settings
-from vidconv.storage import Storage
+from vidconv.storage import ObjectNotFound, Storage, StorageError
 
 log = logging.getLogger("vidconv.executor")
 T = TypeVar("T")
@@ -44,8 +52,9 @@ DB_RETRY_MAX_DELAY = 2.0
 
 
 def transcoder_env(settings: Settings) -> dict[str, str]:
-    """The contract's environment (an allow-list) for a subprocess of this server."""
-    return contract.transcoder_env(settings, inherit=os.environ)
+    """The contract's environment, with this server as the parent the transcoder lives by."""
+    return contract.transcoder_env(settings, inherit=os.environ,
+                                   extra={contract.PARENT_PID: str(os.getpid())})
 
 
 def transcoder_command(storage: Storage, task: Task) -> list[str]:
@@ -60,22 +69,37 @@ class LocalExecutor:
         self, settings: Settings, sessions: sessionmaker[Session], storage: Storage
     ) -> None:
         self.settings, self.sessions, self.storage = settings, sessions, storage
+        self.leases = Leases(settings.data_dir / "run")
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.subprocess.Process] = {}
         self._queued: set[str] = set()
+        # Tasks a worker has taken, until it is done with them (no more writes of its own).
+        self._active: dict[str, asyncio.Event] = {}
         self._cancelled: set[str] = set()
         self._stopping = False
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()  # bound to the loop that runs the app
         self._stopping = False
+        # Before anything is resumed: no transcoder of an earlier run is still alive, and
+        # storage holds nothing that no row references.
+        await asyncio.to_thread(self.leases.reap)
+        resumed = await asyncio.to_thread(self._recover)
+        await asyncio.to_thread(self._sweep)
         self._workers = [
             asyncio.create_task(self._worker(), name=f"vidconv-worker-{i}")
             for i in range(max(1, self.settings.workers))
         ]
-        for task_id in await asyncio.to_thread(self._recover):
+        for task_id in resumed:
             await self.submit(task_id)
+
+    def _sweep(self) -> None:
+        try:
+            sweep.sweep_objects(self.storage, self.sessions)
+        except StorageError as exc:  # storage down at start: /readyz says so; next start
+            log.warning("could not sweep the storage for unreferenced objects: %s", exc)
+        sweep.sweep_temp_files(self.settings.data_dir / "tmp")  # the API's upload temp dir
 
     def _recover(self) -> list[str]:
         """Tasks a previous run left unfinished: queue them again, or fail them clearly."""
@@ -116,6 +140,11 @@ class LocalExecutor:
         proc = self._running.get(task_id)
         if proc is not None:
             await self._terminate(proc)
+        done = self._active.get(task_id)
+        if done is not None:
+            # A worker has the task (maybe just starting its transcoder, which it then stops
+            # at once): wait until it is done, so nothing of it runs or writes after this.
+            await done.wait()
         elif task_id not in self._queued:
             self._cancelled.discard(task_id)  # nothing will come by to clear it
 
@@ -144,6 +173,7 @@ class LocalExecutor:
         while True:
             task_id = await self._queue.get()
             self._queued.discard(task_id)
+            done = self._active[task_id] = asyncio.Event()
             try:
                 await self._run(task_id)
             except asyncio.CancelledError:
@@ -159,6 +189,8 @@ class LocalExecutor:
                     log.exception("task %s: could not record the failure", task_id)
             finally:
                 self._cancelled.discard(task_id)
+                self._active.pop(task_id, None)
+                done.set()
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking row read/write, retried with backoff while the database is down.
@@ -210,6 +242,7 @@ class LocalExecutor:
         )
         self._running[task.id] = proc
         try:
+            await asyncio.to_thread(self.leases.take, task.id, proc.pid)
             if task.id in self._cancelled or self._stopping:
                 await self._terminate(proc)
             stderr_task = asyncio.create_task(_tail(proc.stderr))
@@ -225,7 +258,10 @@ class LocalExecutor:
             rc = await proc.wait()
             stderr = await stderr_task
         finally:
+            if proc.returncode is None:  # cancelled mid-way (shutdown): never leave it behind
+                await self._terminate(proc)
             self._running.pop(task.id, None)
+            await asyncio.to_thread(self.leases.release, task.id)
         if task.id in self._cancelled:
             return "done"  # the row is REVOKED already (or deleted)
         if self._stopping and (rc < 0 or (result is not None and result.code == "terminated")):
@@ -237,7 +273,18 @@ class LocalExecutor:
         if not result.ok and rc == contract.EXIT_RETRYABLE and not last:
             return "retry"
         await self._db(updates.record_result, self.sessions, task.id, result)
+        if not result.ok:
+            await asyncio.to_thread(self._discard_output, task)
         return "done"
+
+    def _discard_output(self, task: Task) -> None:
+        """A failed task keeps its input (it may be converted again), never an output."""
+        try:
+            self.storage.delete(task.output_key)
+        except ObjectNotFound:
+            pass
+        except StorageError as exc:  # the next start's sweep removes it
+            log.warning("task %s: could not remove its output: %s", task.id, exc)
 
     async def _follow(self, task_id: str, proc: asyncio.subprocess.Process) -> Result | None:
         """Read the transcoder's JSON lines: progress into the row, the result returned."""

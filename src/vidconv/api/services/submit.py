@@ -12,6 +12,7 @@ from typing import Any
 import anyio.to_thread
 from starlette.requests import Request
 
+from vidconv import formats, storage
 from vidconv.api.context import AppContext
 from vidconv.api.errors import (
     RETRY_AFTER_SECONDS,
@@ -115,7 +116,7 @@ async def _create(
     ctx: AppContext, owner: str, fmt: str, options: dict[str, Any], filename: str, path: Path
 ) -> str:
     task_id = new_id()
-    in_key = tasks.input_key(task_id, filename)
+    in_key = storage.input_key(task_id, filename)
     # Object first, row second: a row is only ever visible with its input stored, and a
     # database outage at the insert below takes the object back out (nothing kept).
     size = await anyio.to_thread.run_sync(store_file, ctx.storage, in_key, path)
@@ -126,7 +127,7 @@ async def _create(
         options=options,
         original_filename=filename,
         input_key=in_key,
-        output_key=tasks.output_key(task_id, filename, fmt),
+        output_key=storage.output_key(task_id, filename, formats.FORMATS[fmt].extension),
         input_size=size,
     )
     try:

@@ -1,4 +1,4 @@
-"""Task rows: owner-scoped queries, the seed's JSON shapes, object keys."""
+"""Task rows: owner-scoped queries and the seed's JSON shapes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidconv import formats
+from vidconv import formats, storage
 from vidconv.api.errors import not_found, unprocessable
 from vidconv.db.models import Task, TaskState
 
@@ -29,15 +29,6 @@ def validate_format(fmt: Any, options: Any) -> tuple[str, dict[str, Any]]:
         return fmt, formats.validate_options(fmt, options)
     except formats.FormatError as exc:
         raise unprocessable(str(exc)) from None
-
-
-def input_key(task_id: str, filename: str) -> str:
-    return f"inputs/{task_id}/{filename}"
-
-
-def output_key(task_id: str, filename: str, fmt: str) -> str:
-    stem = filename.rsplit(".", 1)[0] if "." in filename else filename
-    return f"outputs/{task_id}/{stem or 'output'}.{formats.FORMATS[fmt].extension}"
 
 
 def insert_task(sessions: sessionmaker[Session], task: Task) -> None:
@@ -71,7 +62,7 @@ def find_previous_upload(sessions: sessionmaker[Session], owner: str, ref: str) 
     """The caller's task whose input ``ref`` names: its object key, its task id or file name."""
     with sessions() as session:
         query = select(Task).where(Task.owner_id == owner)
-        if ref.startswith("inputs/"):
+        if ref.startswith(storage.INPUTS):
             query = query.where(Task.input_key == ref)
         elif len(ref) == 32 and ref.isalnum():
             query = query.where(Task.id == ref)
