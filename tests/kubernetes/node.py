@@ -49,6 +49,9 @@ NODE_NAME = "vidconv-node"
 TERMINATION_LIMIT = 4096
 LOG_TAIL_LINES = 80
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
+# How long a container's set-up is retried when the API server refuses what it reads (the Node
+# authorizer learns of a binding from its own watch, a moment after the agent does).
+SETUP_RETRY_SECONDS = 30
 DOCKERFILES = {"vidconv-api": "api/Dockerfile", "vidconv-operator": "operator/Dockerfile",
                "vidconv-transcoder": "transcoder-image/Dockerfile"}
 
@@ -88,6 +91,7 @@ class Container:
     dir: Path
     proc: subprocess.Popen[bytes] | None = None
     started: str = ""
+    deleting: bool = False
     logs: Path = field(init=False)
     termination: Path = field(init=False)
 
@@ -212,6 +216,8 @@ class NodeAgent:
             container = self.running.get(uid)
             done = uid in self.finished
         if meta.get("deletionTimestamp"):
+            if container is not None:
+                container.deleting = True  # one still being set up never starts
             threading.Thread(target=self._delete, args=(pod, container), daemon=True).start()
         elif container is None and not done and pod.get("status", {}).get("phase") in (
                 None, "Pending"):
@@ -240,15 +246,29 @@ class NodeAgent:
     # --- running a container ---
 
     def _run(self, c: Container) -> None:
-        meta = c.pod["metadata"]
-        try:
-            c.dir.mkdir(parents=True)
-            env = self._environment(c)
-            mounts = self._volumes(c)
-            argv = self._argv(c, env, mounts)
-        except Exception as exc:  # noqa: BLE001 - as a kubelet: the pod fails, with the reason
-            log.warning("pod %s can't start: %s", meta["name"], exc)
-            self._finish(c, 128, f"CreateContainerConfigError: {exc}", started=False)
+        deadline = time.monotonic() + SETUP_RETRY_SECONDS
+        while True:
+            try:
+                shutil.rmtree(c.dir, ignore_errors=True)
+                c.dir.mkdir(parents=True)
+                env = self._environment(c)
+                mounts = self._volumes(c)
+                argv = self._argv(c, env, mounts)
+                break
+            except ApiException as exc:
+                # As a kubelet, which keeps the container waiting and tries again: right after a
+                # binding the Node authorizer may not know yet that the pod's Secrets are ours.
+                if exc.status in (403, 404) and time.monotonic() < deadline and not (
+                        self.stopping.is_set() or c.deleting):
+                    time.sleep(0.2)
+                    continue
+                self._config_error(c, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - as a kubelet: the pod fails, with the reason
+                self._config_error(c, exc)
+                return
+        if c.deleting:
+            self._finish(c, 137, started=False)
             return
         with c.logs.open("wb") as out:
             c.proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -261,6 +281,10 @@ class NodeAgent:
             "running": {"startedAt": c.started}}, ready=True)
         code = c.proc.wait()
         self._finish(c, code if code >= 0 else 128 - code)
+
+    def _config_error(self, c: Container, exc: Exception) -> None:
+        log.warning("pod %s can't start: %s", c.pod["metadata"]["name"], exc)
+        self._finish(c, 128, f"CreateContainerConfigError: {exc}", started=False)
 
     def _ips(self) -> dict[str, Any]:
         return {"hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}
