@@ -13,7 +13,11 @@ NodeRestriction decide what it may read and write):
   ConfigMaps), the termination-message file, read-only when the container asks for it, then
   ``setpriv`` to the pod's user with no new privileges and no capabilities;
 - ``Running``, then the exit code and termination message, go to ``pods/status``; a deleted pod
-  gets SIGTERM, its grace period, SIGKILL, then the final delete.
+  gets SIGTERM, its grace period, SIGKILL, then the final delete;
+- a container with a ``readinessProbe`` (``httpGet`` or ``tcpSocket``, on 127.0.0.1: every pod
+  shares this machine's network) is Ready once the probe passes, as the kubelet decides it, so a
+  Deployment becomes available only when its pods answer; without one it is Ready when it runs.
+  Liveness probes are not run and a container that ends is not restarted.
 
 Images are this machine's root with the test's virtualenv first on PATH; a command left to the
 image comes from the repository's Dockerfile for it (ENTRYPOINT and CMD).
@@ -30,6 +34,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -91,7 +97,10 @@ class Container:
     dir: Path
     proc: subprocess.Popen[bytes] | None = None
     started: str = ""
+    ready: bool = False
+    done: bool = False  # the final status is written: no probe may report after it
     deleting: bool = False
+    status_lock: threading.Lock = field(default_factory=threading.Lock)
     logs: Path = field(init=False)
     termination: Path = field(init=False)
 
@@ -246,6 +255,7 @@ class NodeAgent:
     # --- running a container ---
 
     def _run(self, c: Container) -> None:
+        meta = c.pod["metadata"]
         deadline = time.monotonic() + SETUP_RETRY_SECONDS
         while True:
             try:
@@ -254,6 +264,7 @@ class NodeAgent:
                 env = self._environment(c)
                 mounts = self._volumes(c)
                 argv = self._argv(c, env, mounts)
+                probe = self._readiness(c)
                 break
             except ApiException as exc:
                 # As a kubelet, which keeps the container waiting and tries again: right after a
@@ -277,14 +288,91 @@ class NodeAgent:
         if self.freeze:
             os.killpg(c.proc.pid, signal.SIGSTOP)
             self.frozen.append(c.proc.pid)
+        c.ready = probe is None
         self._status(c, {"phase": "Running", "startTime": c.started, **self._ips()}, {
-            "running": {"startedAt": c.started}}, ready=True)
+            "running": {"startedAt": c.started}}, ready=c.ready)
+        if probe is not None:
+            threading.Thread(target=self._probe, args=(c, *probe), name=f"probe-{meta['name']}",
+                             daemon=True).start()
         code = c.proc.wait()
         self._finish(c, code if code >= 0 else 128 - code)
 
     def _config_error(self, c: Container, exc: Exception) -> None:
         log.warning("pod %s can't start: %s", c.pod["metadata"]["name"], exc)
         self._finish(c, 128, f"CreateContainerConfigError: {exc}", started=False)
+
+    # --- readiness ---
+
+    def _readiness(self, c: Container) -> tuple[Callable[[], bool], dict[str, Any]] | None:
+        """The container's readiness check and its probe settings, or None without a probe."""
+        probe = c.spec.get("readinessProbe")
+        if not probe:
+            return None
+        if "httpGet" in probe:
+            get = probe["httpGet"]
+            scheme = str(get.get("scheme", "HTTP")).lower()
+            url = (f"{scheme}://{get.get('host') or '127.0.0.1'}:{self._port(c, get['port'])}"
+                   f"{get.get('path') or '/'}")
+            headers = {h["name"]: h["value"] for h in get.get("httpHeaders") or []}
+            timeout = float(probe.get("timeoutSeconds", 1))
+
+            def check() -> bool:
+                try:
+                    r = httpx.get(url, headers=headers, timeout=timeout, verify=False)
+                except httpx.HTTPError:
+                    return False
+                return 200 <= r.status_code < 400  # as the kubelet: 2xx and 3xx pass
+
+            return check, probe
+        if "tcpSocket" in probe:
+            address = (probe["tcpSocket"].get("host") or "127.0.0.1",
+                       self._port(c, probe["tcpSocket"]["port"]))
+
+            def connect() -> bool:
+                try:
+                    socket.create_connection(address, timeout=probe.get("timeoutSeconds", 1)
+                                             ).close()
+                except OSError:
+                    return False
+                return True
+
+            return connect, probe
+        raise ValueError(f"readinessProbe {sorted(probe)}: the node agent runs httpGet and "
+                         "tcpSocket probes only")
+
+    @staticmethod
+    def _port(c: Container, port: int | str) -> int:
+        """A probe's port: a number, or the name of one of the container's ports."""
+        if isinstance(port, int) or str(port).isdigit():
+            return int(port)
+        for p in c.spec.get("ports") or []:
+            if p.get("name") == port:
+                return int(p["containerPort"])
+        raise ValueError(f"probe port {port!r} is not one of the container's ports")
+
+    def _probe(self, c: Container, check: Callable[[], bool], probe: dict[str, Any]) -> None:
+        """The kubelet's prober: after initialDelaySeconds, every periodSeconds; successThreshold
+        passes in a row make the container Ready, failureThreshold failures in a row unready."""
+        assert c.proc is not None
+        period = float(probe.get("periodSeconds", 10))
+        successes = int(probe.get("successThreshold", 1))
+        failures = int(probe.get("failureThreshold", 3))
+        passed = failed = 0
+        self.stopping.wait(float(probe.get("initialDelaySeconds", 0)))
+        while c.proc.poll() is None and not self.stopping.is_set():
+            if check():
+                passed, failed = passed + 1, 0
+            else:
+                passed, failed = 0, failed + 1
+            ready = True if passed >= successes else False if failed >= failures else c.ready
+            with c.status_lock:
+                if ready != c.ready and not c.done and c.proc.poll() is None:
+                    c.ready = ready
+                    with contextlib.suppress(ApiException):  # deleted meanwhile
+                        self._status(c, {"phase": "Running", "startTime": c.started,
+                                         **self._ips()},
+                                     {"running": {"startedAt": c.started}}, ready=ready)
+            self.stopping.wait(period)
 
     def _ips(self) -> dict[str, Any]:
         return {"hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}
@@ -304,7 +392,8 @@ class NodeAgent:
         if message:
             terminated["message"] = message
         phase = "Succeeded" if code == 0 else "Failed"
-        with contextlib.suppress(ApiException):  # the pod may be gone already
+        with c.status_lock, contextlib.suppress(ApiException):  # the pod may be gone already
+            c.done, c.ready = True, False
             self._status(c, {"phase": phase, **self._ips()}, {"terminated": terminated},
                          ready=False)
 
@@ -318,7 +407,7 @@ class NodeAgent:
         body = {"status": {**status, "conditions": conditions, "containerStatuses": [{
             "name": c.spec["name"], "image": c.spec["image"], "imageID": c.spec["image"],
             "containerID": f"local://{c.proc.pid if c.proc else 0}", "ready": ready,
-            "restartCount": 0, "started": ready, "state": state}]}}
+            "restartCount": 0, "started": "running" in state, "state": state}]}}
         self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], body)
 
     def _delete(self, pod: dict[str, Any], c: Container | None) -> None:
