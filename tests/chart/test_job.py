@@ -43,8 +43,8 @@ def operator_settings(docs: list[dict[str, Any]], deployment: str = "operator") 
         if isinstance(value, str):
             env[name] = value
         elif "fieldRef" in value:
-            assert value["fieldRef"]["fieldPath"] == "metadata.namespace"
-            env[name] = NAMESPACE
+            fields = {"metadata.namespace": NAMESPACE, "metadata.name": "vc-vidconv-pod"}
+            env[name] = fields[value["fieldRef"]["fieldPath"]]
         else:
             env[name] = "from-a-secret"
     return Settings.from_env(env)
