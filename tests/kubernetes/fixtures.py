@@ -116,16 +116,19 @@ class Cluster:
 
     # --- set-up ---
 
-    def create(self) -> Cluster:
+    def create(self, apply_rbac: bool = True) -> Cluster:
+        """The namespace, and the chart's RBAC in it unless ``apply_rbac`` is False (a Helm
+        release installs its own)."""
         labels = {"pod-security.kubernetes.io/enforce": "restricted",
                   "pod-security.kubernetes.io/enforce-version": "latest"}
         r = self.http.post("/api/v1/namespaces", json={
             "apiVersion": "v1", "kind": "Namespace",
             "metadata": {"name": self.namespace, "labels": labels}})
         r.raise_for_status()
-        manifest = "\n---\n".join(yaml.safe_dump(d) for d in self.rbac.objects)
-        done = self.kubectl("apply", "-f", "-", input=manifest)
-        assert done.returncode == 0, done.stderr
+        if apply_rbac:
+            manifest = "\n---\n".join(yaml.safe_dump(d) for d in self.rbac.objects)
+            done = self.kubectl("apply", "-f", "-", input=manifest)
+            assert done.returncode == 0, done.stderr
         self._recorder.start()
         return self
 

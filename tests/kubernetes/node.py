@@ -161,6 +161,22 @@ class NodeAgent:
                 os.killpg(pid, signal.SIGCONT)
         self.frozen.clear()
 
+    def pause(self, pod_uid: str) -> None:
+        """Stop one running pod's container (SIGSTOP) until thaw()."""
+        with self.lock:
+            c = self.running[pod_uid]
+        assert c.proc is not None
+        os.killpg(c.proc.pid, signal.SIGSTOP)
+        self.frozen.append(c.proc.pid)
+
+    def resume(self, pod_uid: str) -> None:
+        """Let one paused pod's container go on (SIGCONT)."""
+        with self.lock:
+            c = self.running[pod_uid]
+        assert c.proc is not None
+        os.killpg(c.proc.pid, signal.SIGCONT)
+        self.frozen.remove(c.proc.pid)
+
     def running_pids(self) -> list[int]:
         with self.lock:
             return [c.proc.pid for c in self.running.values()
