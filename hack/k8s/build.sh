@@ -23,6 +23,6 @@ echo "building ${commands[*]} $version into $bin (the first build takes a while)
 # CGO off: static binaries, as the Kubernetes release builds them; -trimpath keeps the cache key meaningful.
 CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp/" ./etcd \
   k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl >&2
-mv "$tmp" "$bin" 2>/dev/null || [[ -x "$bin/kubectl" ]]  # another build may have won the race
-trap - EXIT
+# Another build may have won the race: keep its binaries (-T: never move ours into it); the trap drops ours.
+mv -T "$tmp" "$bin" 2>/dev/null || [[ -x "$bin/kubectl" ]]
 echo "$bin"
