@@ -34,8 +34,12 @@ def test_format_enum_is_the_transcoders(client: TestClient) -> None:
     from vidconv import formats
 
     doc = client.get("/api/openapi.json").json()
-    assert doc["components"]["schemas"]["Format"]["enum"] == formats.format_names()
-    assert set(doc["components"]["schemas"]["Options"]["properties"]) == set(formats.OPTIONS)
+    schemas = doc["components"]["schemas"]
+    for body in ("TaskFromUpload", "TaskFromReference"):
+        for alias in ("conversion_type", "newFormat"):
+            assert schemas[body]["properties"][alias]["enum"] == formats.format_names()
+    assert set(schemas["Options"]["properties"]) == set(formats.OPTIONS)
+    assert schemas["Options"]["additionalProperties"] is False
 
 
 def test_swagger_ui_is_served_from_local_assets(client: TestClient) -> None:
@@ -47,3 +51,15 @@ def test_swagger_ui_is_served_from_local_assets(client: TestClient) -> None:
         r = client.get(f"/docs/static/{asset}")
         assert r.status_code == 200 and len(r.content) > 10_000
     assert client.get("/docs/static/nope.js").status_code == 404
+
+
+def test_a_405_names_every_method_the_path_has(client: TestClient) -> None:
+    doc = client.get("/api/openapi.json").json()
+    for path, item in doc["paths"].items():
+        documented = {m.upper() for m in item if m != "parameters"}
+        url = path.replace("{task_id}", "0" * 32)
+        r = client.request("PATCH", url)
+        assert r.status_code == 405, (path, r.status_code)
+        allowed = {m.strip() for m in r.headers["allow"].split(",")}
+        # HEAD comes with GET (Starlette serves it from the GET handler).
+        assert allowed - {"HEAD"} == documented, (path, r.headers["allow"])

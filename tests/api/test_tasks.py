@@ -205,10 +205,10 @@ def test_another_users_task_is_404_everywhere(client: TestClient, make_clip: Cli
         assert [a.status_code for a in answers] == [404, 404, 404]
         assert all(a.json() == {"message": "task not found"} for a in answers)
     assert bob.client.get("/api/tasks", headers=bob.auth).json() == {"tasks": []}
-    # Bob cannot start from Alice's upload by naming it either.
+    # Bob cannot start from Alice's upload by naming it either: for him it does not exist.
     r = bob.client.post("/api/tasks", headers=bob.auth,
                         json={"file": alice.task(task_id)["file_name"], "conversion_type": "mp4"})
-    assert r.status_code == 400
+    assert r.status_code == 404 and "no uploaded file of yours" in r.json()["message"]
     assert alice.task(task_id)["state"] == "SUCCESS"  # untouched
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.api.executors.base import Executor, make_executor
 from vidconv.api.security import load_or_create_secret
+from vidconv.api.throttle import LoginThrottle
 from vidconv.db.session import make_engine, make_sessionmaker
 from vidconv.settings import Settings
 from vidconv.storage import Storage, make_storage
@@ -25,6 +27,8 @@ class AppContext:
     sessions: sessionmaker[Session]
     storage: Storage
     executor: Executor
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    openapi: dict[str, Any] | None = None  # the generated document, built on first request
 
     @property
     def upload_dir(self) -> Path:

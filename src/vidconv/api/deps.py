@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
 
 from vidconv.api.context import AppContext
 from vidconv.api.errors import bad_request, unauthorized, unprocessable
 from vidconv.api.security import InvalidToken, decode_token
 
 MAX_JSON_BYTES = 64 * 1024
+Q = TypeVar("Q", bound=BaseModel)
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -47,14 +50,33 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     return data
 
 
-def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
+def render(model: BaseModel, status: int = 200) -> Response:
+    """A response encoded from its model (the one the OpenAPI document names)."""
+    return JSONResponse(model.model_dump(mode="json"), status)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def query(request: Request, model: type[Q]) -> Q:
+    """The query string as ``model``; 422 with a sentence for a value it refuses."""
+    params = dict(request.query_params)
     try:
-        value = int(raw)
-    except ValueError:
-        raise unprocessable(f"{name} must be a whole number") from None
-    if not low <= value <= high:
-        raise unprocessable(f"{name} must be between {low} and {high}")
-    return value
+        return model.model_validate(params)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = str(error["loc"][0]) if error.get("loc") else "query"
+        if error["type"] in ("int_parsing", "int_type", "int_from_float"):
+            raise unprocessable(f"{name} must be a whole number") from None
+        if error["type"] == "missing" or error.get("input") == "":
+            raise unprocessable(f"{name} is required") from None
+        limits = error.get("ctx") or {}
+        if error["type"] == "literal_error":
+            raise unprocessable(f"{name} must be one of {limits.get('expected')}") from None
+        if "ge" in limits or "le" in limits:
+            field = model.model_fields[name].metadata
+            low = next((m.ge for m in field if getattr(m, "ge", None) is not None), None)
+            high = next((m.le for m in field if getattr(m, "le", None) is not None), None)
+            raise unprocessable(f"{name} must be between {low} and {high}") from None
+        raise unprocessable(f"{name}: {error['msg']}") from None

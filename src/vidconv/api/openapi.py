@@ -1,220 +1,205 @@
-"""The OpenAPI 3.1 document, written by hand to say what the routes really do.
+"""The OpenAPI 3.1 document, generated: from the operations each route module declares beside
+its handlers, and from the pydantic models (``vidconv.api.schemas``) those handlers decode
+requests and encode responses with. Nothing here is written twice.
 
-tests/api/test_openapi.py holds the running app to it: every route is described, and every
-response a test sees validates against the schema given here for its status.
+tests/api holds the running app to the result: every route is described, every response a
+test sees validates against its schema, and schemathesis finds no disagreement.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
-from vidconv import __version__ as _pkg_version
-from vidconv import formats
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-_ERROR = {"$ref": "#/components/responses/Error"}
-# The database or the storage is down (or the executor cannot schedule): retry later.
-_UNAVAILABLE = {"$ref": "#/components/responses/Unavailable"}
-_AUTH: list[dict[str, list[str]]] = [{"bearer": []}]
+from vidconv import __version__, formats
+from vidconv.api import schemas
+from vidconv.settings import Settings
 
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+REF = "#/components/schemas/{model}"
+ERROR, UNAVAILABLE, THROTTLED = "Error", "Unavailable", "Throttled"
+BINARY, HTML, JSON, EMPTY = "binary", "html", "json", "empty"
 
 
-def _option_schemas() -> dict[str, Any]:
-    props: dict[str, Any] = {}
-    for key, spec in formats.OPTIONS.items():
-        schema: dict[str, Any] = {"description": spec.description}
-        if spec.kind == "bool":
-            schema["type"] = "boolean"
-        else:
-            schema["type"] = "integer" if spec.kind == "int" else "number"
-            if spec.minimum is not None:
-                bound = "exclusiveMinimum" if spec.exclusive_minimum else "minimum"
-                schema[bound] = spec.minimum
-            if spec.maximum is not None:
-                schema["maximum"] = spec.maximum
-        props[key] = schema
-    return {"type": "object", "properties": props, "additionalProperties": False}
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path, as the route module that serves it declares it."""
+
+    method: str
+    path: str
+    summary: str
+    operation_id: str
+    responses: dict[int, type[BaseModel] | str]
+    body: dict[str, type[BaseModel] | str] = field(default_factory=dict)  # media type -> model
+    query: type[BaseModel] | None = None
+    auth: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # request header -> description
 
 
-def _schemas() -> dict[str, Any]:
-    nullable_str = {"type": ["string", "null"]}
-    time = {"type": ["string", "null"], "format": "date-time"}
+def _operations() -> list[Operation]:
+    from vidconv.api.routes import auth, docs, health, tasks
+
+    return [*auth.OPERATIONS, *tasks.OPERATIONS, *health.OPERATIONS, *docs.OPERATIONS]
+
+
+def _models(ops: list[Operation]) -> list[type[BaseModel]]:
+    found: list[type[BaseModel]] = [schemas.Message, schemas.Options]
+    for op in ops:
+        for model in [*op.responses.values(), *op.body.values()]:
+            if isinstance(model, type) and model not in found:
+                found.append(model)
+    return found
+
+
+def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    schema = model.model_json_schema()
+    required = set(schema.get("required", []))
+    params = []
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "description")}
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required,
+                                 "schema": prop}
+        if description := model.model_fields[name].description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
+def _file_reference(settings: Settings) -> dict[str, Any]:
+    """What the JSON ``file`` may be on this server: a name of yours, or (unless URL inputs are
+    off) an http(s) URL."""
+    name = {"type": "string", "pattern": schemas.FILE_NAME_PATTERN, "maxLength": 255}
+    if settings.url_inputs == "off":
+        return name
+    return {"anyOf": [name, {"type": "string", "pattern": schemas.URL_PATTERN,
+                             "maxLength": 2048}]}
+
+
+def _multipart_form(components: dict[str, Any]) -> dict[str, Any]:
+    """The multipart body: the form fields of TaskForm, the file, and each option as a field."""
+    options = components["Options"]
+    option_fields = {k: dict(v) for k, v in options["properties"].items()}
+    binary = {"type": "string", "format": "binary", "minLength": 1}
+    fmt = {"type": "string", "enum": formats.format_names()}
     return {
-        "Error": {"type": "object", "required": ["message"],
-                  "properties": {"message": {"type": "string"}}},
-        "Signup": {"type": "object", "required": ["username", "email", "password1", "password2"],
-                   "properties": {"username": {"type": "string", "maxLength": 150},
-                                  "email": {"type": "string", "format": "email"},
-                                  "password1": {"type": "string", "minLength": 8},
-                                  "password2": {"type": "string", "minLength": 8}}},
-        "Login": {"type": "object", "required": ["username", "password"],
-                  "properties": {"username": {"type": "string",
-                                              "description": "user name or email"},
-                                 "password": {"type": "string"}}},
-        "State": {"type": "string", "enum": ["PENDING", "STARTED", "SUCCESS", "FAILURE",
-                                             "REVOKED"]},
-        "Format": {"type": "string", "enum": formats.format_names()},
-        "Options": _option_schemas(),
-        "TaskSummary": {"type": "object", "required": ["task_id", "conversion_type", "status"],
-                        "properties": {"task_id": {"type": "string"},
-                                       "conversion_type": {"type": "string"},
-                                       "status": _ref("State")}},
-        "Task": {
-            "type": "object",
-            "required": ["state", "result", "task_id", "conversion_type", "progress",
-                         "created_at", "started_at", "finished_at", "error", "input_size",
-                         "input_duration", "output_size", "output_duration"],
-            "properties": {
-                "state": _ref("State"),
-                "result": {**nullable_str, "description":
-                           "SUCCESS: the output file name; FAILURE: the error"},
-                "task_id": {"type": "string"},
-                "conversion_type": {"type": "string"},
-                "options": {"type": "object"},
-                "file_name": {"type": "string"},
-                "progress": {"type": "number", "minimum": 0, "maximum": 100},
-                "created_at": time, "started_at": time, "finished_at": time,
-                "error": nullable_str, "error_code": nullable_str,
-                "attempts": {"type": "integer"},
-                "input_size": {"type": ["integer", "null"]},
-                "input_duration": {"type": ["number", "null"]},
-                "output_size": {"type": ["integer", "null"]},
-                "output_duration": {"type": ["number", "null"]},
-            },
+        "type": "object",
+        "description": "Each option may come as a field of its own (max_height=480), or all "
+                       "of them as one JSON object in the field options, not both.",
+        "properties": {
+            "file": {**binary, "description": "the video"},
+            "fileName": {**binary, "description": "alias of file"},
+            "conversion_type": fmt,
+            "newFormat": {**fmt, "description": "alias of conversion_type"},
+            "options": {"$ref": REF.format(model="Options")},
+            **option_fields,
         },
-        "TaskFromUpload": {
-            "type": "object", "required": ["file", "conversion_type"],
-            "description": "Any further field named like an option sets it (max_height=480).",
-            "properties": {
-                "file": {"type": "string", "format": "binary"},
-                "fileName": {"type": "string", "format": "binary", "description": "alias"},
-                "conversion_type": _ref("Format"),
-                "newFormat": {**_ref("Format"), "description": "alias of conversion_type"},
-                "options": {"type": "string", "description": "JSON object of options"},
-            },
-        },
-        "TaskFromReference": {
-            "type": "object", "required": ["file", "conversion_type"],
-            "properties": {
-                "file": {"type": "string", "description":
-                         "one of your earlier uploads (file name, task id or inputs/ key), "
-                         "or an http(s) URL (public addresses only unless the server says so)"},
-                "conversion_type": _ref("Format"),
-                "options": _ref("Options"),
-            },
-        },
+        "additionalProperties": False,
+        "allOf": [
+            {"oneOf": [{"required": ["file"]}, {"required": ["fileName"]}]},
+            {"oneOf": [{"required": ["conversion_type"]}, {"required": ["newFormat"]}]},
+            {"dependentSchemas": {"video_bitrate": {"properties": {"quality": False}}}},
+            {"dependentSchemas": {"options": {"properties": {k: False for k in option_fields}}}},
+            schemas.format_rules(""),
+            schemas.format_rules("options"),
+        ],
     }
 
 
-def build_openapi() -> dict[str, Any]:
-    task_id = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
+def _json_reference(components: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    schema: dict[str, Any] = components["TaskFromReference"]
+    schema["properties"]["file"] = {**_file_reference(settings),
+                                    "description": schema["properties"]["file"]["description"]}
+    schema.setdefault("allOf", []).extend([
+        {"oneOf": [{"required": ["conversion_type"]}, {"required": ["newFormat"]}]},
+        schemas.format_rules("options"),
+    ])
+    for alias in ("conversion_type", "newFormat"):  # given, never null
+        prop = schema["properties"][alias]
+        prop.update(next(s for s in prop.pop("anyOf") if s.get("type") != "null"))
+        prop.pop("default", None)
+    schema["properties"]["options"] = {"$ref": REF.format(model="Options")}
+    return schema
+
+
+def _response(spec: type[BaseModel] | str, status: int) -> dict[str, Any]:
+    if isinstance(spec, type):
+        return {"description": (spec.__doc__ or spec.__name__).strip().splitlines()[0],
+                "content": {"application/json": {
+                    "schema": {"$ref": REF.format(model=spec.__name__)}}}}
+    if spec in (ERROR, UNAVAILABLE, THROTTLED):
+        return {"$ref": f"#/components/responses/{spec}"}
+    if spec == BINARY:
+        return {"description": "the file (Content-Disposition: attachment)" if status == 200
+                else "the requested range",
+                "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}
+    if spec == HTML:
+        return {"description": "HTML page", "content": {"text/html": {}}}
+    if spec == JSON:
+        return {"description": "a JSON document", "content": {"application/json": {}}}
+    return {"description": "no content"}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": op.summary, "operationId": op.operation_id,
+                           "responses": {str(s): _response(m, s) for s, m in op.responses.items()}}
+    if op.auth:
+        out["security"] = [{"bearer": []}]
+    params: list[dict[str, Any]] = []
+    if op.query is not None:
+        params += _query_parameters(op.query)
+    params += [{"name": h, "in": "header", "schema": {"type": "string"}, "description": d}
+               for h, d in op.headers.items()]
+    if params:
+        out["parameters"] = params
+    if op.body:
+        out["requestBody"] = {"required": True, "content": {
+            media: {"schema": {"$ref": REF.format(model=model if isinstance(model, str)
+                                                  else model.__name__)}}
+            for media, model in op.body.items()}}
+        if "multipart/form-data" in op.body:
+            out["requestBody"]["content"]["multipart/form-data"]["encoding"] = {
+                "options": {"contentType": "application/json"}}
+    return out
+
+
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    return [{"name": n, "in": "path", "required": True,
+             "schema": {"type": "string", "minLength": 1, "maxLength": schemas.MAX_ID}}
+            for n in names]
+
+
+def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
+    settings = settings or Settings()
+    ops = _operations()
+    _, defs = models_json_schema([(m, "validation") for m in _models(ops)], ref_template=REF)
+    components: dict[str, Any] = defs["$defs"]
+    components["TaskFromUpload"] = _multipart_form(components)
+    components["TaskFromReference"] = _json_reference(components, settings)
+    paths: dict[str, Any] = {}
+    for op in ops:
+        item = paths.setdefault(op.path, {})
+        if op.path.count("{") and "parameters" not in item:
+            item["parameters"] = _path_parameters(op.path)
+        item[op.method.lower()] = _operation(op)
+    error = {"description": "an error, in one sentence", "content": {
+        "application/json": {"schema": {"$ref": REF.format(model="Message")}}}}
+    retry = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
     return {
         "openapi": "3.1.0",
-        "info": {"title": "vidconv", "version": _pkg_version,
+        "info": {"title": "vidconv", "version": __version__,
                  "description": "Upload a video, convert it with ffmpeg, download the result."},
-        "paths": {
-            "/api/auth/signup": {"post": {
-                "summary": "Create a user", "operationId": "signup",
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("Signup")}}},
-                "responses": {
-                    "201": _json({"type": "object", "required": ["message", "id"], "properties": {
-                        "message": {"const": "usuario creado exitosamente"},
-                        "id": {"type": "string"}}}, "created"),
-                    "400": _ERROR, "409": _ERROR, "422": _ERROR, "503": _UNAVAILABLE}}},
-            "/api/auth/login": {"post": {
-                "summary": "Get a token", "operationId": "login",
-                "requestBody": {"required": True, "content": {
-                    "application/json": {"schema": _ref("Login")}}},
-                "responses": {
-                    "200": _json({"type": "object", "required": ["message", "token", "id"],
-                                  "properties": {
-                                      "message": {"const": "Inicio de sesión exitoso"},
-                                      "token": {"type": "string"},
-                                      "id": {"type": "string"}}}, "logged in"),
-                    "400": _ERROR, "401": _ERROR, "422": _ERROR, "503": _UNAVAILABLE}}},
-            "/api/tasks": {
-                "get": {
-                    "summary": "List your tasks", "operationId": "listTasks", "security": _AUTH,
-                    "parameters": [
-                        {"name": "max", "in": "query", "description": "at most 1000 are listed",
-                         "schema": {"type": "integer", "minimum": 1}},
-                        {"name": "order", "in": "query", "description": "0 oldest first, 1 newest",
-                         "schema": {"type": "integer", "enum": [0, 1]}}],
-                    "responses": {
-                        "200": _json({"type": "object", "required": ["tasks"], "properties": {
-                            "tasks": {"type": "array", "items": _ref("TaskSummary")}}}, "tasks"),
-                        "401": _ERROR, "422": _ERROR, "503": _UNAVAILABLE}},
-                "post": {
-                    "summary": "Start a conversion", "operationId": "createTask",
-                    "security": _AUTH,
-                    "requestBody": {"required": True, "content": {
-                        "multipart/form-data": {"schema": _ref("TaskFromUpload")},
-                        "application/json": {"schema": _ref("TaskFromReference")}}},
-                    "responses": {
-                        "201": _json({"type": "object", "required": ["message", "task_id"],
-                                      "properties": {"message": {"const": "Conversion started"},
-                                                     "task_id": {"type": "string"}}}, "accepted"),
-                        "400": _ERROR, "401": _ERROR, "413": _ERROR, "415": _ERROR,
-                        "422": _ERROR, "503": _UNAVAILABLE}}},
-            "/api/tasks/{task_id}": {
-                "parameters": [task_id],
-                "get": {"summary": "A task's state", "operationId": "getTask", "security": _AUTH,
-                        "responses": {"200": _json(_ref("Task"), "the task"),
-                                      "401": _ERROR, "404": _ERROR,
-                                      "503": _UNAVAILABLE}},
-                "delete": {"summary": "Cancel and delete a task", "operationId": "deleteTask",
-                           "security": _AUTH,
-                           "responses": {"204": {"description": "deleted"},
-                                         "401": _ERROR, "404": _ERROR,
-                                         "503": _UNAVAILABLE}}},
-            "/api/download": {"get": {
-                "summary": "Download the converted file", "operationId": "download",
-                "security": _AUTH,
-                "parameters": [{"name": "task_id", "in": "query", "required": True,
-                                "schema": {"type": "string"}},
-                               {"name": "Range", "in": "header", "schema": {"type": "string"},
-                                "description": "one range, e.g. bytes=0-1023"}],
-                "responses": {
-                    "200": {"description": "the file (Content-Disposition: attachment)",
-                            "content": {"*/*": {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-                    "206": {"description": "the requested range",
-                            "content": {"*/*": {"schema": {"type": "string",
-                                                           "format": "binary"}}}},
-                    "401": _ERROR, "404": _ERROR, "409": _ERROR, "416": _ERROR,
-                    "422": _ERROR, "503": _UNAVAILABLE}}},
-            "/healthz": {"get": {"summary": "Alive", "operationId": "healthz", "responses": {
-                "200": _json({"type": "object", "required": ["status"],
-                              "properties": {"status": {"const": "ok"}}}, "alive")}}},
-            "/readyz": {"get": {"summary": "Database and storage reachable",
-                                "operationId": "readyz", "responses": {
-                "200": _json({"type": "object", "required": ["status", "checks"], "properties": {
-                    "status": {"const": "ready"}, "checks": {"type": "object"}}}, "ready"),
-                "503": _json({"type": "object", "required": ["message", "checks"], "properties": {
-                    "message": {"type": "string"}, "checks": {"type": "object"}}},
-                    "not ready")}}},
-            "/api/openapi.json": {"get": {"summary": "This document", "operationId": "openapi",
-                                          "responses": {"200": {"description": "OpenAPI 3.1",
-                                              "content": {"application/json": {}}}}}},
-            "/docs": {"get": {"summary": "Swagger UI", "operationId": "docs", "responses": {
-                "200": {"description": "HTML page", "content": {"text/html": {}}}}}},
-        },
+        "paths": paths,
         "components": {
-            "schemas": _schemas(),
+            "schemas": components,
             "responses": {
-                "Error": _json(_ref("Error"), "an error, in one sentence"),
-                "Unavailable": {
-                    **_json(_ref("Error"), "the database or the file storage is unavailable; "
-                                           "retry the same request later"),
-                    "headers": {"Retry-After": {"description": "seconds to wait",
-                                                "schema": {"type": "integer"}}}},
+                ERROR: error,
+                UNAVAILABLE: {**error, "description": "the database or the file storage is "
+                              "unavailable; retry the same request later", "headers": retry},
+                THROTTLED: {**error, "description": "too many failed log-ins; retry later",
+                            "headers": retry},
             },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "bearerFormat": "JWT"}},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -13,6 +14,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+def name_key(username: str) -> str:
+    """The form in which user names are unique: NFKC, case-folded, NFKC again."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", username).casefold())
 
 
 def utcnow() -> datetime:
@@ -42,6 +48,10 @@ class User(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     username: Mapped[str] = mapped_column(String(150), unique=True, index=True)
+    # What makes two names one account: NFKC, case-folded (services.users).
+    username_key: Mapped[str] = mapped_column(
+        String(255), unique=True, index=True,
+        default=lambda ctx: name_key(ctx.get_current_parameters()["username"]))
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

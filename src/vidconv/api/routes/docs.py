@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
-
 from openapi_ui_bundles import swagger_ui
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from vidconv.api.openapi import build_openapi
+from vidconv.api.openapi import HTML, JSON, Operation, build_openapi
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en">
@@ -33,13 +30,11 @@ _PAGE = """<!DOCTYPE html>
 """
 
 
-@lru_cache(maxsize=1)
-def _document() -> dict[str, Any]:
-    return build_openapi()
-
-
-async def openapi_json(_request: Request) -> Response:
-    return JSONResponse(_document())
+async def openapi_json(request: Request) -> Response:
+    ctx = request.app.state.ctx
+    if ctx.openapi is None:  # built once per app: it describes this server's settings
+        ctx.openapi = build_openapi(ctx.settings)
+    return JSONResponse(ctx.openapi)
 
 
 async def docs(_request: Request) -> Response:
@@ -50,4 +45,9 @@ routes = [
     Route("/api/openapi.json", openapi_json, methods=["GET"]),
     Route("/docs", docs, methods=["GET"]),
     Mount("/docs/static", StaticFiles(directory=str(swagger_ui.static_path)), name="swagger-ui"),
+]
+
+OPERATIONS = [
+    Operation("GET", "/api/openapi.json", "This document", "openapi", {200: JSON}),
+    Operation("GET", "/docs", "Swagger UI", "docs", {200: HTML}),
 ]

@@ -9,16 +9,18 @@ import anyio
 import anyio.to_thread
 from sqlalchemy import text
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from vidconv.api.context import AppContext
-from vidconv.api.deps import get_ctx
+from vidconv.api.deps import get_ctx, render
+from vidconv.api.openapi import Operation
+from vidconv.api.schemas import Health, NotReady, Ready
 from vidconv.storage import StorageError
 
 
 async def healthz(_request: Request) -> Response:
-    return JSONResponse({"status": "ok"})
+    return render(Health())
 
 
 def _check_database(ctx: AppContext) -> None:
@@ -42,12 +44,18 @@ async def readyz(request: Request) -> Response:
         except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
             checks[name] = f"unavailable: {type(exc).__name__}"
     if all(v == "ok" for v in checks.values()):
-        return JSONResponse({"status": "ready", "checks": checks})
+        return render(Ready(checks=checks))
     failed = "; ".join(f"{k} {v}" for k, v in checks.items() if v != "ok")
-    return JSONResponse({"message": f"not ready: {failed}", "checks": checks}, 503)
+    return render(NotReady(message=f"not ready: {failed}", checks=checks), 503)
 
 
 routes = [
     Route("/healthz", healthz, methods=["GET"]),
     Route("/readyz", readyz, methods=["GET"]),
+]
+
+OPERATIONS = [
+    Operation("GET", "/healthz", "Alive", "healthz", {200: Health}),
+    Operation("GET", "/readyz", "Database and storage reachable", "readyz",
+              {200: Ready, 503: NotReady}),
 ]

@@ -1,30 +1,73 @@
-"""/api/tasks and /api/download: thin handlers over services.tasks and services.submit."""
+"""/api/tasks and /api/download: thin handlers over services.tasks and services.submit.
+
+Each handler parses (with the models of vidconv.api.schemas), calls a service with the parsed
+values, and renders the answer from a model. One Route per path, so that a 405 names every
+method the path has in its Allow header.
+"""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import anyio.to_thread
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from vidconv.api.deps import get_ctx, query_int, read_json_object, require_user
+from vidconv.api.deps import get_ctx, query, read_json_object, render, require_user
 from vidconv.api.downloads import object_response
 from vidconv.api.errors import ApiError, unprocessable
+from vidconv.api.openapi import BINARY, EMPTY, ERROR, UNAVAILABLE, Operation
+from vidconv.api.schemas import (
+    DownloadQuery,
+    ListQuery,
+    TaskCreated,
+    TaskDetail,
+    TaskForm,
+    TaskFromReference,
+    TaskList,
+    TaskSummary,
+    decode,
+    parse_option_text,
+)
 from vidconv.api.services import submit, tasks
-from vidconv.api.uploads import ensure_multipart_or_json
+from vidconv.api.uploads import FILE_FIELDS, ensure_multipart_or_json, receive_multipart
 from vidconv.db.models import TaskState
 
 MAX_LIST = 1000
+FORM_FIELDS = {"conversion_type", "newFormat", "options", *FILE_FIELDS}
 
 
 async def list_tasks(request: Request) -> Response:
     owner = require_user(request)
+    params = query(request, ListQuery)
     # A seed client asking for more than the cap gets the cap, not an error.
-    limit = min(query_int(request, "max", MAX_LIST, 1, 2**31), MAX_LIST)
-    order = query_int(request, "order", 0, 0, 1)
+    limit = min(params.max, MAX_LIST)
     ctx = get_ctx(request)
-    rows = await anyio.to_thread.run_sync(tasks.list_tasks, ctx.sessions, owner, limit, order == 1)
-    return JSONResponse({"tasks": rows})
+    rows = await anyio.to_thread.run_sync(
+        tasks.list_tasks, ctx.sessions, owner, limit, params.order == 1)
+    return render(TaskList(tasks=[TaskSummary(**row) for row in rows]))
+
+
+def _form(fields: dict[str, str]) -> TaskForm:
+    """The multipart text fields as a TaskForm: options as fields or as one JSON field."""
+    options: dict[str, Any] = {}
+    given = {k: v for k, v in fields.items() if k not in FORM_FIELDS}
+    if fields.get("options"):
+        if given:
+            raise unprocessable("give the options either as fields or as one JSON object in "
+                                "options, not both")
+        try:
+            options = json.loads(fields["options"])
+        except ValueError:
+            raise unprocessable("options must be a JSON object") from None
+        if not isinstance(options, dict):
+            raise unprocessable("options must be a JSON object")
+    else:
+        options = {k: parse_option_text(k, v) for k, v in given.items()}
+    data = {k: fields[k] for k in ("conversion_type", "newFormat") if fields.get(k)}
+    return decode(TaskForm, {**data, "options": options})
 
 
 async def create_task(request: Request) -> Response:
@@ -32,10 +75,30 @@ async def create_task(request: Request) -> Response:
     ctx = get_ctx(request)
     kind = ensure_multipart_or_json(request.headers.get("content-type", ""))
     if kind == "multipart":
-        task_id = await submit.create_from_multipart(ctx, owner, request)
+        # The caller's account first: a deleted user or a database outage is answered at once,
+        # not after a multi-gigabyte upload has streamed in.
+        await submit.require_account(ctx, owner)
+        upload = await receive_multipart(request, ctx.upload_dir, ctx.settings.max_upload_bytes)
+        try:
+            form = _form(upload.fields)
+            fmt, options = form.format(), form.checked_options()
+            if upload.path is None:
+                raise ApiError(400, "file is required (a multipart file part named file)")
+            if upload.size == 0:
+                raise ApiError(400, "the uploaded file is empty")
+            task_id = await submit.create_from_file(
+                ctx, owner, fmt, options, upload.filename, upload.path)
+        finally:
+            upload.discard()
     else:
-        task_id = await submit.create_from_json(ctx, owner, await read_json_object(request))
-    return JSONResponse({"message": "Conversion started", "task_id": task_id}, 201)
+        ref = decode(TaskFromReference, await read_json_object(request))
+        task_id = await submit.create_from_reference(
+            ctx, owner, ref.file, ref.format(), ref.checked_options())
+    return render(TaskCreated(task_id=task_id), 201)
+
+
+async def tasks_collection(request: Request) -> Response:
+    return await (create_task if request.method == "POST" else list_tasks)(request)
 
 
 async def get_task(request: Request) -> Response:
@@ -43,7 +106,7 @@ async def get_task(request: Request) -> Response:
     ctx = get_ctx(request)
     task_id = request.path_params["task_id"]
     task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
-    return JSONResponse(tasks.detail(task))
+    return render(TaskDetail(**tasks.detail(task)))
 
 
 async def delete_task(request: Request) -> Response:
@@ -52,12 +115,14 @@ async def delete_task(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def task_item(request: Request) -> Response:
+    return await (delete_task if request.method == "DELETE" else get_task)(request)
+
+
 async def download(request: Request) -> Response:
     owner = require_user(request)
     ctx = get_ctx(request)
-    task_id = request.query_params.get("task_id", "")
-    if not task_id:
-        raise unprocessable("task_id is required")
+    task_id = query(request, DownloadQuery).task_id
     task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
     if task.status != TaskState.SUCCESS.value:
         raise ApiError(409, f"the conversion is not finished (state {task.status})")
@@ -67,9 +132,27 @@ async def download(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/tasks", list_tasks, methods=["GET"]),
-    Route("/api/tasks", create_task, methods=["POST"]),
-    Route("/api/tasks/{task_id}", get_task, methods=["GET"]),
-    Route("/api/tasks/{task_id}", delete_task, methods=["DELETE"]),
+    Route("/api/tasks", tasks_collection, methods=["GET", "POST"]),
+    Route("/api/tasks/{task_id}", task_item, methods=["GET", "DELETE"]),
     Route("/api/download", download, methods=["GET"]),
+]
+
+OPERATIONS = [
+    Operation("GET", "/api/tasks", "List your tasks", "listTasks",
+              {200: TaskList, 401: ERROR, 422: ERROR, 503: UNAVAILABLE},
+              query=ListQuery, auth=True),
+    Operation("POST", "/api/tasks", "Start a conversion", "createTask",
+              {201: TaskCreated, 400: ERROR, 401: ERROR, 404: ERROR, 413: ERROR, 415: ERROR,
+               422: ERROR, 503: UNAVAILABLE},
+              body={"multipart/form-data": "TaskFromUpload",
+                    "application/json": TaskFromReference}, auth=True),
+    Operation("GET", "/api/tasks/{task_id}", "A task's state", "getTask",
+              {200: TaskDetail, 401: ERROR, 404: ERROR, 503: UNAVAILABLE}, auth=True),
+    Operation("DELETE", "/api/tasks/{task_id}", "Cancel and delete a task", "deleteTask",
+              {204: EMPTY, 401: ERROR, 404: ERROR, 503: UNAVAILABLE}, auth=True),
+    Operation("GET", "/api/download", "Download the converted file", "download",
+              {200: BINARY, 206: BINARY, 401: ERROR, 404: ERROR, 409: ERROR, 416: ERROR,
+               422: ERROR, 503: UNAVAILABLE},
+              query=DownloadQuery, auth=True,
+              headers={"Range": "one range, e.g. bytes=0-1023"}),
 ]

@@ -2,29 +2,29 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-from starlette.requests import Request
 
 from vidconv import formats, storage
+from vidconv.api import schemas
 from vidconv.api.context import AppContext
 from vidconv.api.errors import (
     RETRY_AFTER_SECONDS,
     ApiError,
     bad_request,
+    not_found,
     unauthorized,
-    unprocessable,
 )
 from vidconv.api.fetch import download, is_url
 from vidconv.api.services import tasks
 from vidconv.api.services.users import user_exists
-from vidconv.api.uploads import receive_multipart, safe_filename, store_file
+from vidconv.api.uploads import safe_filename, store_file
 from vidconv.db import updates
 from vidconv.db.models import Task, new_id
 from vidconv.storage import ObjectNotFound, StorageError
@@ -32,60 +32,43 @@ from vidconv.storage import ObjectNotFound, StorageError
 log = logging.getLogger("vidconv.api")
 
 
-def _options_from_fields(fields: dict[str, str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    if fields.get("options"):
-        try:
-            options = json.loads(fields["options"])
-        except ValueError:
-            raise unprocessable("options must be a JSON object") from None
-        if not isinstance(options, dict):
-            raise unprocessable("options must be a JSON object")
-    # Each option may also come as its own form field: -F max_height=480
-    options.update({k: v for k, v in fields.items() if k not in tasks.RESERVED_FIELDS})
-    return options
-
-
-async def _require_existing_user(ctx: AppContext, owner: str) -> None:
-    # Before the body is read: a database outage or a deleted user is answered at once,
-    # not after a multi-gigabyte upload has streamed in.
+async def require_account(ctx: AppContext, owner: str) -> None:
+    """The token's user still exists (401 if not); call it before reading a large body."""
     if not await anyio.to_thread.run_sync(user_exists, ctx.sessions, owner):
         raise unauthorized("the token's user no longer exists")
 
 
-async def create_from_multipart(ctx: AppContext, owner: str, request: Request) -> str:
-    await _require_existing_user(ctx, owner)
-    upload = await receive_multipart(request, ctx.upload_dir, ctx.settings.max_upload_bytes)
-    try:
-        fields = upload.fields
-        fmt, options = tasks.validate_format(
-            fields.get("conversion_type") or fields.get("newFormat"),
-            _options_from_fields(fields),
-        )
-        if upload.path is None:
-            raise bad_request("file is required (a multipart file part named file)")
-        if upload.size == 0:
-            raise bad_request("the uploaded file is empty")
-        return await _create(ctx, owner, fmt, options, upload.filename, upload.path)
-    finally:
-        upload.discard()
+async def create_from_file(
+    ctx: AppContext, owner: str, fmt: str, options: dict[str, Any], filename: str, path: Path
+) -> str:
+    """A task converting an uploaded file (``path``, moved into storage); its id."""
+    return await _create(ctx, owner, fmt, options, filename, path)
 
 
-async def create_from_json(ctx: AppContext, owner: str, data: dict[str, Any]) -> str:
-    ref = data.get("file")
-    if not isinstance(ref, str) or not ref.strip():
-        raise unprocessable("file is required: the name of an uploaded file or an http(s) URL")
-    ref = ref.strip()
-    fmt, options = tasks.validate_format(
-        data.get("conversion_type") or data.get("newFormat"), data.get("options") or {}
-    )
-    await _require_existing_user(ctx, owner)
+def _check_reference(ref: str, url_inputs: str) -> None:
+    """What the document says ``file`` may be: a plain name of yours, or an http(s) URL."""
+    if is_url(ref):
+        if url_inputs == "off":
+            raise bad_request("URL inputs are turned off on this server")
+        if not re.match(schemas.URL_PATTERN, ref):
+            raise bad_request("only http and https URLs are accepted as input")
+    elif not re.match(schemas.FILE_NAME_PATTERN, ref) or len(ref) > 255:
+        raise bad_request("file must be the name of one of your uploads or an http(s) URL, "
+                          "not a path")
+
+
+async def create_from_reference(
+    ctx: AppContext, owner: str, ref: str, fmt: str, options: dict[str, Any]
+) -> str:
+    """A task converting one of the caller's earlier uploads, or an http(s) URL; its id."""
+    _check_reference(ref, ctx.settings.url_inputs)
+    await require_account(ctx, owner)
     if is_url(ref):
         path, name = await download(
             ref, ctx.upload_dir, ctx.settings.max_upload_bytes, ctx.settings.url_inputs
         )
     else:
-        path, name = await _copy_previous_upload(ctx, owner, ref)
+        path, name = await _copy_previous_upload(ctx, owner, ref.strip())
     try:
         if path.stat().st_size == 0:
             raise bad_request("the input file is empty")
@@ -98,14 +81,14 @@ async def _copy_previous_upload(ctx: AppContext, owner: str, ref: str) -> tuple[
     """Never a server path: ``ref`` only ever names one of the caller's own uploads."""
     source = await anyio.to_thread.run_sync(tasks.find_previous_upload, ctx.sessions, owner, ref)
     if source is None:
-        raise bad_request(f"no uploaded file of yours is named {ref!r}")
+        raise not_found(f"no uploaded file of yours is named {ref!r}")
     fd, name = tempfile.mkstemp(prefix="copy-", dir=ctx.upload_dir)
     os.close(fd)  # get_file (re)writes the path itself
     try:
         await anyio.to_thread.run_sync(ctx.storage.get_file, source.input_key, Path(name))
     except ObjectNotFound:
         Path(name).unlink(missing_ok=True)
-        raise bad_request(f"the uploaded file {ref!r} is no longer stored") from None
+        raise not_found(f"the uploaded file {ref!r} is no longer stored") from None
     except BaseException:  # storage down (503): no temp file left behind either
         Path(name).unlink(missing_ok=True)
         raise

@@ -1,0 +1,342 @@
+"""The API's typed models: requests are decoded by them, responses encoded from them, and the
+OpenAPI document (``vidconv.api.openapi``) is generated from them, so the three cannot drift.
+
+pydantic, not msgspec: its validation errors are structured (field, kind of failure, limits),
+which is what keeps the seed's one-sentence messages ("username is required", "password must
+be at least 8 characters") while the rules themselves live in the models; and it generates
+JSON Schema 2020-12, the dialect of OpenAPI 3.1. msgspec is faster, but its errors are one
+preformatted string, and speed of decoding a few small JSON bodies is not what limits us.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    model_validator,
+)
+
+from vidconv import formats
+from vidconv.api.errors import ApiError, unprocessable
+from vidconv.db.models import TaskState
+
+M = TypeVar("M", bound="Model")
+
+USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
+# Deliberately simple: one @, a dot in the domain, no spaces. Deliverability is not checkable.
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$"
+MIN_PASSWORD, MAX_PASSWORD = 8, 1024  # argon2 takes any length; this bounds the work
+# A JSON task's input: one of the caller's uploads by name or task id (never a path), or a URL.
+FILE_NAME_PATTERN = r"^[^/\\\x00]*[^/\\\x00\s][^/\\\x00]*$"
+URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+MAX_ID = 64
+
+
+class Model(BaseModel):
+    """A request model: unknown fields are ignored (as the seed did), values are not coerced."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    # field -> the sentence that tells what is wrong with a value of the right type
+    MESSAGES: ClassVar[dict[str, str]] = {}
+    # field -> status for a value of the right type that breaks the field's rule (default 422)
+    STATUS: ClassVar[dict[str, int]] = {}
+
+
+class Out(BaseModel):
+    """A response model: exactly these fields, nothing else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def decode(model: type[M], data: Any) -> M:
+    """``data`` as ``model``, or the ApiError a client is told (one sentence)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _error(model, exc.errors()[0]) from None
+
+
+_KIND = {"string_type": "a string", "int_type": "a whole number", "int_parsing": "a whole number",
+         "bool_type": "true or false", "dict_type": "an object", "model_type": "an object",
+         "float_type": "a number", "float_parsing": "a number"}
+
+
+def _error(model: type[Model], error: Any) -> ApiError:
+    loc = [str(p) for p in error.get("loc", ())]
+    name = loc[0] if loc else ""
+    kind, value = error.get("type", ""), error.get("input")
+    if name in ("options",) and len(loc) > 1:
+        return _option_error(loc[1], kind, error)
+    if kind == "missing" or value is None or value == "":
+        return unprocessable(model.MESSAGES.get(f"{name}.required", f"{name} is required"))
+    if name in _FORMAT_MESSAGE and kind != "string_type":
+        try:
+            formats.get_profile(value)
+        except formats.FormatError as exc:
+            return unprocessable(str(exc))
+    if kind in _KIND:
+        return unprocessable(f"{name} must be {_KIND[kind]}")
+    if not name:  # a model-level rule
+        return unprocessable(str(error.get("ctx", {}).get("error") or error.get("msg")))
+    message = model.MESSAGES.get(name) or f"{name}: {error.get('msg')}"
+    return ApiError(model.STATUS.get(name, 422), message)
+
+
+def _option_error(key: str, kind: str, error: Any) -> ApiError:
+    if kind == "extra_forbidden":
+        return unprocessable(
+            f"Unknown option {key!r}; valid options are {', '.join(sorted(formats.OPTIONS))}.")
+    spec = formats.OPTIONS.get(key)
+    value = error.get("input")
+    try:  # formats.py words every range and type error the same way for both executors
+        if spec is not None:
+            formats.validate_options("mp4" if spec.video_only else "mp3", {key: value})
+    except formats.FormatError as exc:
+        return unprocessable(str(exc))
+    return unprocessable(f"Option {key}: {error.get('msg')}")
+
+
+# -- auth ---------------------------------------------------------------------------------------
+
+
+class Signup(Model):
+    username: str = Field(min_length=1, max_length=150, pattern=USERNAME_PATTERN)
+    email: str = Field(min_length=1, max_length=254, pattern=EMAIL_PATTERN)
+    password1: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+    password2: str = Field(min_length=MIN_PASSWORD, max_length=MAX_PASSWORD)
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "username": "username may hold up to 150 letters, digits and . @ + - _",
+        "email": "email is not a valid address",
+        "password1": f"password must be at least {MIN_PASSWORD} characters",
+        "password2": f"password must be at least {MIN_PASSWORD} characters",
+    }
+
+    @model_validator(mode="after")
+    def _passwords_match(self) -> Signup:
+        if self.password1 != self.password2:
+            raise ValueError("passwords do not match")
+        return self
+
+
+class Login(Model):
+    username: str = Field(min_length=1, description="user name or email")
+    password: str = Field(min_length=1)
+
+
+class SignedUp(Out):
+    message: Literal["usuario creado exitosamente"] = "usuario creado exitosamente"
+    id: str
+
+
+class LoggedIn(Out):
+    message: Literal["Inicio de sesión exitoso"] = "Inicio de sesión exitoso"
+    token: str
+    id: str
+
+
+class Message(Out):
+    """Every error: one sentence."""
+
+    message: str
+
+
+# -- tasks ---------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    Format = str
+    State = str
+else:
+    Format = Literal[tuple(formats.format_names())]
+    State = Literal[tuple(s.value for s in TaskState)]
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _option_field(spec: formats.OptionSpec) -> tuple[Any, Any]:
+    # Typed without None, defaulting to None: an option is given (and then of its type) or
+    # left out; an explicit null is refused like any other wrong type.
+    if spec.kind == "bool":
+        return bool, Field(None, description=spec.description)
+    if spec.kind == "choice":
+        return Literal[spec.choices], Field(None, description=spec.description)
+    bounds: dict[str, Any] = {}
+    if spec.minimum is not None:
+        bounds["gt" if spec.exclusive_minimum else "ge"] = spec.minimum
+    if spec.maximum is not None:
+        bounds["le"] = spec.maximum
+    if spec.kind == "int":  # JSON Schema's integer: 71.0 is one
+        return Annotated[int, BeforeValidator(_whole)], Field(
+            None, description=spec.description, **bounds)
+    return float, Field(None, description=spec.description, allow_inf_nan=False, **bounds)
+
+
+def _options_schema(schema: dict[str, Any]) -> None:
+    for prop in schema.get("properties", {}).values():
+        prop.pop("default", None)
+    schema["dependentSchemas"] = {"video_bitrate": {"properties": {"quality": False}}}
+
+
+if TYPE_CHECKING:
+    Options = BaseModel
+else:
+    Options = create_model(
+        "Options",
+        __config__=ConfigDict(extra="forbid", strict=True, json_schema_extra=_options_schema),
+        __doc__="Conversion options; give either video_bitrate or quality, not both.",
+        **{key: _option_field(spec) for key, spec in formats.OPTIONS.items()},
+    )
+
+
+def parse_option_text(key: str, text: str) -> Any:
+    """A multipart option field's text as its typed value (strictly: what the schema says)."""
+    spec = formats.OPTIONS.get(key)
+    if spec is None:
+        raise unprocessable(
+            f"Unknown option {key!r}; valid options are {', '.join(sorted(formats.OPTIONS))}.")
+    value = text.strip()
+    if spec.kind == "bool" and value in ("true", "false"):
+        return value == "true"
+    if spec.kind == "choice" and value in spec.choices:
+        return value
+    if spec.kind == "int" and re.fullmatch(r"[+-]?\d+", value):
+        return int(value)
+    if spec.kind == "number" and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", value):
+        return float(value)
+    kind = {"bool": "true or false", "int": "a whole number",
+            "choice": "one of " + ", ".join(spec.choices)}.get(spec.kind, "a number")
+    raise unprocessable(f"Option {key} must be {kind}, not {text!r}.")
+
+
+_AUDIO_ONLY = [name for name, p in formats.FORMATS.items() if p.audio_only]
+_VIDEO_ONLY_OPTIONS = [k for k, s in formats.OPTIONS.items() if s.video_only]
+
+
+def format_rules(container: str) -> dict[str, Any]:
+    """What formats.validate_options refuses across fields, said in JSON Schema: an audio-only
+    format takes no video option and cannot drop its audio. ``container`` is where the
+    options are: ``options`` (JSON) or the form itself (multipart). No if/then or not: a
+    choice between "a format with video" and "options an audio-only format takes"."""
+    video = [name for name in formats.format_names() if name not in _AUDIO_ONLY]
+    forbid: dict[str, Any] = {k: False for k in _VIDEO_ONLY_OPTIONS} | {"audio": {"const": True}}
+    audio_ok: dict[str, Any] = {"properties": forbid}
+    if container:
+        audio_ok = {"properties": {container: audio_ok}}
+    return {"anyOf": [
+        {"properties": {"conversion_type": {"enum": video}, "newFormat": {"enum": video}}},
+        audio_ok,
+    ]}
+
+
+_FORMAT_MESSAGE = {"conversion_type", "newFormat"}
+
+
+class TaskForm(Model):
+    """What a task asks for, whichever way it comes (multipart fields or JSON)."""
+
+    conversion_type: Format | None = None
+    newFormat: Format | None = Field(None, description="alias of conversion_type")
+    options: Options = Field(default_factory=Options)
+
+    def format(self) -> str:
+        if self.conversion_type and self.newFormat:
+            raise unprocessable("give conversion_type or its alias newFormat, not both")
+        fmt = self.conversion_type or self.newFormat
+        if fmt is None:
+            raise unprocessable("conversion_type is required")
+        return str(fmt)
+
+    def checked_options(self) -> dict[str, Any]:
+        """The options, also held to the rules across fields (formats.validate_options)."""
+        try:
+            return formats.validate_options(
+                self.format(), self.options.model_dump(exclude_unset=True))
+        except formats.FormatError as exc:
+            raise unprocessable(str(exc)) from None
+
+
+class TaskFromReference(TaskForm):
+    """POST /api/tasks as JSON: convert one of your earlier uploads, or an http(s) URL."""
+
+    file: str = Field(min_length=1, description=(
+        "one of your earlier uploads (its file name or task id), or an http(s) URL "
+        "(public addresses only unless the server says so)"))
+
+    MESSAGES: ClassVar[dict[str, str]] = {
+        "file.required": "file is required: the name of an uploaded file or an http(s) URL",
+        "file": "file must be the name of one of your uploads or an http(s) URL, not a path",
+    }
+    STATUS: ClassVar[dict[str, int]] = {"file": 400}
+
+
+class TaskSummary(Out):
+    task_id: str
+    conversion_type: str
+    status: State
+
+
+class TaskList(Out):
+    tasks: list[TaskSummary]
+
+
+class TaskCreated(Out):
+    message: Literal["Conversion started"] = "Conversion started"
+    task_id: str
+
+
+class TaskDetail(Out):
+    """GET /api/tasks/{id}: the seed's state/result plus what a client needs to follow it."""
+
+    state: State
+    result: str | None = Field(description="SUCCESS: the output file name; FAILURE: the error")
+    task_id: str
+    conversion_type: str
+    options: dict[str, Any]
+    file_name: str
+    progress: float = Field(ge=0, le=100)
+    created_at: str | None = Field(json_schema_extra={"format": "date-time"})
+    started_at: str | None = Field(json_schema_extra={"format": "date-time"})
+    finished_at: str | None = Field(json_schema_extra={"format": "date-time"})
+    error: str | None
+    error_code: str | None
+    attempts: int
+    input_size: int | None
+    input_duration: float | None
+    output_size: int | None
+    output_duration: float | None
+
+
+class ListQuery(BaseModel):
+    """GET /api/tasks?max=&order= (query values are text: numbers are parsed)."""
+
+    model_config = ConfigDict(extra="ignore")
+    max: int = Field(1000, ge=1, le=2**31 - 1, description="at most 1000 are listed")
+    order: int = Field(0, ge=0, le=1, description="0 oldest first, 1 newest first")
+
+
+class DownloadQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    task_id: str = Field(min_length=1, max_length=MAX_ID)
+
+
+class Health(Out):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(Out):
+    status: Literal["ready"] = "ready"
+    checks: dict[str, str]
+
+
+class NotReady(Out):
+    message: str
+    checks: dict[str, str]
