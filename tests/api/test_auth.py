@@ -131,3 +131,28 @@ def test_every_bad_token_is_401_on_every_task_route(api: Api) -> None:
             assert r.json() == {"message": "missing or invalid token"}
     # and the genuine token works
     assert api.client.get("/api/tasks", headers=api.auth).status_code == 200
+
+
+def test_user_names_are_one_account_whatever_their_width_or_case(client: TestClient) -> None:
+    assert _signup(client, username="admin", email="a@example.com")[0] == 201
+    for twin, email in (("ａｄｍｉｎ", "b@example.com"), ("Admin", "c@example.com")):
+        status, body = _signup(client, username=twin, email=email)
+        assert (status, body) == (409, {"message": "username or email already exists"})
+    r = client.post("/api/auth/login", json={"username": "ＡＤＭＩＮ", "password": PASSWORD})
+    assert r.status_code == 200
+
+
+def test_repeated_failed_logins_are_throttled_per_account_and_per_address(
+    client: TestClient,
+) -> None:
+    _signup(client)
+    for _ in range(5):
+        r = client.post("/api/auth/login", json={"username": "ana", "password": "wrong-one"})
+        assert r.status_code == 401
+    r = client.post("/api/auth/login", json={"username": "ana", "password": PASSWORD})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    assert "account" in r.json()["message"]
+    # The same address guessing other accounts is stopped too.
+    statuses = [client.post("/api/auth/login", json={"username": f"x{i}", "password": "p"})
+                .status_code for i in range(20)]
+    assert statuses[-1] == 429 and set(statuses) <= {401, 429}

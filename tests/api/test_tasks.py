@@ -123,7 +123,7 @@ def test_odd_but_harmless_names_are_kept_safe(api: Api, make_clip: Clip) -> None
                         data={"conversion_type": "mp3"})
     assert r.status_code == 201
     [stored] = _objects(api)
-    assert stored.name == "mi_v_deo_1.MP4"
+    assert stored.name == "mi_vídeo_1.MP4"  # the letters a user typed stay
     assert api.wait(r.json()["task_id"])["result"].endswith(".mp3")
 
 
@@ -247,3 +247,26 @@ def test_unknown_routes_and_methods_answer_json(client: TestClient) -> None:
     assert r.status_code == 404 and r.json() == {"message": "Not Found"}
     r = client.put("/api/tasks")
     assert r.status_code == 405 and r.json() == {"message": "Method Not Allowed"}
+
+
+@pytest.mark.parametrize("length", [300, 5000])
+def test_an_over_long_file_name_is_refused_saying_so(api: Api, length: int) -> None:
+    r = api.client.post("/api/tasks", headers=api.auth,
+                        files={"file": ("a" * length + ".mp4", b"data")},
+                        data={"conversion_type": "mp4"})
+    assert r.status_code == 400
+    assert "file name" in r.json()["message"] and "at most 255" in r.json()["message"]
+    assert _objects(api) == []
+
+
+def test_non_ascii_file_names_keep_their_letters(api: Api, make_clip: Clip) -> None:
+    clip = make_clip(1.0)
+    r = api.client.post("/api/tasks", headers=api.auth,
+                        files={"file": ("ünï.mp4", clip.read_bytes())},
+                        data={"conversion_type": "mp3"})
+    assert r.status_code == 201
+    task_id = r.json()["task_id"]
+    assert api.task(task_id)["file_name"] == "ünï.mp4"
+    assert api.wait(task_id)["result"] == "ünï.mp3"
+    r = api.client.get(f"/api/download?task_id={task_id}", headers=api.auth)
+    assert r.headers["content-disposition"].endswith("filename*=UTF-8''%C3%BCn%C3%AF.mp3")

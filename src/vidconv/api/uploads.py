@@ -28,7 +28,9 @@ FILE_FIELDS = ("file", "fileName")  # the seed course's alias is fileName
 MAX_FIELDS_BYTES = 64 * 1024
 # Parse in batches of this size off the event loop (file writes may block).
 BATCH = 1024 * 1024
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Letters and digits of any script stay (ünï.mp4 stays ünï.mp4); the rest becomes "_".
+_UNSAFE = re.compile(r"[^\w.-]+")
+MAX_NAME = 255  # characters of a file name, as most file systems allow
 
 
 @dataclass
@@ -47,6 +49,9 @@ class Upload:
 def safe_filename(name: str) -> str:
     """A storage-safe name; names that try to leave their folder are refused (400)."""
     name = unicodedata.normalize("NFC", name).strip()
+    if len(name) > MAX_NAME:
+        raise bad_request(f"the file name is {len(name)} characters long; at most {MAX_NAME}, "
+                          "please")
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         raise bad_request("the file name must be a plain name, not a path")
     if ".." in name.split("."):
@@ -156,9 +161,12 @@ async def receive_multipart(request: Request, tmp_dir: Path, max_bytes: int) -> 
         if batch:
             await anyio.to_thread.run_sync(parser.write, bytes(batch))
         parser.finalize()
-    except MultipartParseError:
+    except MultipartParseError as exc:
         collector.close()
         upload.discard()
+        if "header size" in str(exc):  # python-multipart caps each part header at ~4 KiB
+            raise bad_request("a part's headers are too long: a file name of at most "
+                              f"{MAX_NAME} characters, please") from None
         raise bad_request("the multipart body is malformed") from None
     except BaseException:
         collector.close()
