@@ -112,6 +112,7 @@ class Cluster:
         self._kubeconfigs: dict[str, Path] = {}
         self._audit_from = cp.audit_offset()
         self.versions: list[dict[str, Any]] = []  # every version of every CR seen, in order
+        self._watch_http = httpx.Client(base_url=cp.url, verify=cp.admin_tls())
         self._recorder = threading.Thread(target=self._record, daemon=True)
 
     # --- set-up ---
@@ -149,8 +150,9 @@ class Cluster:
     def _record(self) -> None:
         """Follow the namespace's ConversionTasks, as ``kubectl get -w`` would."""
         try:
-            with self.http.stream("GET", self.paths["ct"], params={"watch": "1"},
-                                  timeout=None) as r:
+            # Its own client: an httpx connection is not to be shared between threads.
+            with self._watch_http.stream("GET", self.paths["ct"], params={"watch": "1"},
+                                         timeout=None) as r:
                 for line in r.iter_lines():
                     if line:
                         self.versions.append(json.loads(line)["object"])
@@ -261,6 +263,7 @@ class Cluster:
     def close(self) -> None:
         self.http.delete(f"/api/v1/namespaces/{self.namespace}")
         self.http.close()
+        self._watch_http.close()
 
 
 def _resource(event: dict[str, Any]) -> str:
