@@ -309,7 +309,9 @@ def _controller_manager_argv(bin_dir: Path, kubeconfig: Path, pki: Pki) -> list[
 
 
 @contextmanager
-def control_plane() -> Iterator[ControlPlane]:
+def control_plane(controllers: bool = True) -> Iterator[ControlPlane]:
+    """etcd and kube-apiserver, and kube-controller-manager unless ``controllers`` is False (a
+    bare API server: no pods for Jobs, no garbage collection, namespaces never finish deleting)."""
     bin_dir = binaries()
     root = Path(tempfile.mkdtemp(prefix="vidconv-k8s-"))
     pki = Pki(root)
@@ -332,14 +334,17 @@ def control_plane() -> Iterator[ControlPlane]:
         ], root / "etcd.log"),
         "kube-apiserver": Process("kube-apiserver", _apiserver_argv(
             bin_dir, root, pki, api_port, etcd_url), root / "kube-apiserver.log"),
-        "kube-controller-manager": Process("kube-controller-manager", _controller_manager_argv(
-            bin_dir, kcm_config, pki), root / "kube-controller-manager.log"),
     }
+    if controllers:
+        cp.processes["kube-controller-manager"] = Process(
+            "kube-controller-manager", _controller_manager_argv(bin_dir, kcm_config, pki),
+            root / "kube-controller-manager.log")
     try:
         cp.processes["etcd"].start()
         cp.processes["kube-apiserver"].start()
         cp.ready()
-        cp.processes["kube-controller-manager"].start()
+        if controllers:
+            cp.processes["kube-controller-manager"].start()
         yield cp
     finally:
         cp.stop()
