@@ -58,7 +58,7 @@ clean: ## Remove .venv and ./var.
 
 ##@ Cluster
 
-# A kind cluster with ingress-nginx on localhost:80/443; images built with docker (or podman).
+# A kind cluster with ingress-nginx on localhost:80/443; images built with docker (or podman, buildah).
 KIND_CLUSTER ?= vidconv
 NAMESPACE ?= vidconv
 RELEASE ?= vidconv
@@ -83,12 +83,21 @@ kind-up: ## Create the kind cluster with ingress-nginx (http://localhost reaches
 kind-down: ## Delete the kind cluster.
 	kind delete cluster --name $(KIND_CLUSTER)
 
+# buildah needs no daemon and no registry: hack/images/buildah runs it on a store of our own under
+# ~/.cache/vidconv (layers cached there), chroot isolation, and the base image from that store, never
+# pulled: hack/images/base.sh puts it there first (a local stand-in when there is no registry).
+ifeq ($(CONTAINER_TOOL),buildah)
+BUILD := hack/images/base.sh >/dev/null && hack/images/buildah build --isolation chroot --pull=never --layers
+else
+BUILD := $(CONTAINER_TOOL) build
+endif
+
 .PHONY: images
 images: ## Build the API, operator and transcoder images (tag IMAGE_TAG, default dev).
 	@for spec in $(IMAGES); do \
 	  name=$${spec%%:*}; file=$${spec#*:}; \
 	  echo "$(CONTAINER_TOOL) build -f $$file -t $$name:$(IMAGE_TAG) ."; \
-	  $(CONTAINER_TOOL) build -f $$file -t $$name:$(IMAGE_TAG) . || exit 1; \
+	  $(BUILD) -f $$file -t $$name:$(IMAGE_TAG) . || exit 1; \
 	done
 
 .PHONY: kind-load
