@@ -13,8 +13,9 @@ from tests import servers
 from vidconv.settings import Settings
 from vidconv.transcoder.tools import locate
 
-# Fixtures of the chart (the Helm library) and of the real control plane, for every test tree.
-pytest_plugins = ["tests.chart.fixtures", "tests.kubernetes.fixtures"]
+# Fixtures of the chart (the Helm library), of the real control plane and of our images, for
+# every test tree.
+pytest_plugins = ["tests.chart.fixtures", "tests.kubernetes.fixtures", "tests.images.fixtures"]
 
 
 @pytest.fixture(scope="session")
