@@ -5,7 +5,10 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# One stamp per extra: `make run` installs only what serving needs (.[api]); test, lint, bench
+# and e2e the dev tools (.[dev], which includes api).
+API := $(VENV)/.installed-api
+DEV := $(VENV)/.installed-dev
 
 ##@ General
 
@@ -17,21 +20,21 @@ help: ## Show this help.
 
 ##@ Development
 
-$(STAMP): pyproject.toml
+$(VENV)/.installed-%: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[$*]'
+	@touch $@ $(if $(filter dev,$*),$(API))
 
 .PHONY: install
-install: $(STAMP) ## Create .venv (if missing) and install vidconv with its dev tools.
+install: $(DEV) ## Create .venv (if missing) and install vidconv with its dev tools.
 
 .PHONY: run
-run: $(STAMP) ## Start vidconv on http://127.0.0.1:5000 (SQLite and files under ./var).
+run: $(API) ## Start vidconv on http://127.0.0.1:5000 (SQLite and files under ./var).
 	$(BIN)/vidconv serve
 
 .PHONY: test
-test: $(STAMP) ## Run the test suite (starts its own PostgreSQL and S3 servers).
+test: $(DEV) ## Run the test suite (starts its own PostgreSQL and S3 servers).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: control-plane
@@ -39,12 +42,12 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl f
 	hack/k8s/build.sh
 
 .PHONY: lint
-lint: $(STAMP) ## ruff and mypy.
+lint: $(DEV) ## ruff and mypy.
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
 .PHONY: bench
-bench: $(STAMP) ## Run the benchmarks in bench/ (slow; prints ratios against baselines).
+bench: $(DEV) ## Run the benchmarks in bench/ (slow; prints ratios against baselines).
 	$(BIN)/python bench/transcode.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/api.py
@@ -117,7 +120,7 @@ undeploy: ## helm uninstall (the CRD, generated Secrets and data volumes stay).
 	helm uninstall $(RELEASE) --namespace $(NAMESPACE) --wait
 
 .PHONY: e2e
-e2e: $(STAMP) ## End-to-end test against the deployed release (real cluster; see README).
+e2e: $(DEV) ## End-to-end test against the deployed release (real cluster; see README).
 	VIDCONV_E2E_KUBECONFIG=$${KUBECONFIG:-$$HOME/.kube/config} \
 	VIDCONV_E2E_NAMESPACE=$(NAMESPACE) VIDCONV_E2E_URL=http://$(INGRESS_HOST) \
 	  $(BIN)/python -m pytest tests/e2e -m e2e -p no:cacheprovider $(PYTEST_ARGS)

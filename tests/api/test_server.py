@@ -21,29 +21,59 @@ from tests.servers import free_port, wait_for_port
 Clip = Callable[..., Path]
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, data = free_port(), tmp_path / "var"
+def _start(data: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
     env = {**os.environ, "VIDCONV_PORT": str(port), "VIDCONV_DATA_DIR": str(data),
            "VIDCONV_WORKERS": "1", "VIDCONV_MAX_UPLOAD_BYTES": str(5 * 1024 * 1024)}
     env.pop("VIDCONV_JWT_SECRET", None)
     env.pop("VIDCONV_DATABASE_URL", None)
+    env.pop("VIDCONV_LOG_LEVEL", None)
     proc = subprocess.Popen([sys.executable, "-m", "vidconv.cli", "serve"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return proc, port
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> str:
+    """SIGTERM, and the server's log (stderr) once it has shut down cleanly."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    log = err.decode()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM (exit by the signal, as is customary).
+    assert proc.returncode in (0, -signal.SIGTERM), log[-2000:]
+    assert "Application shutdown complete" in log
+    assert "Traceback" not in log, log[-2000:]
+    return log
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    data = tmp_path / "var"
+    proc, port = _start(data)
     try:
         wait_for_port(port, timeout=30)
         yield f"http://127.0.0.1:{port}", data
     finally:
-        proc.send_signal(signal.SIGTERM)
+        _stop(proc)
+
+
+def test_a_start_logs_the_migrations_it_applies_and_no_alembic_chatter(tmp_path: Path) -> None:
+    logs = []
+    for _ in range(2):  # a fresh data dir, then a restart with nothing to migrate
+        proc, port = _start(tmp_path / "var")
         try:
-            _, err = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-    # uvicorn shuts down gracefully, then re-raises SIGTERM (exit by the signal, as is customary).
-    assert proc.returncode in (0, -signal.SIGTERM), err.decode()[-2000:]
-    assert b"Application shutdown complete" in err
-    assert b"Traceback" not in err, err.decode()[-2000:]
+            wait_for_port(port, timeout=30)
+        finally:
+            logs.append(_stop(proc))
+    first, second = logs
+    assert "vidconv.db: database migrated to revision 0001, users and tasks" in first
+    assert "database migrated" not in second
+    for log in logs:
+        assert "alembic" not in log, log
+        assert "Application startup complete" in log
 
 
 def test_the_readme_session_over_real_http(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -34,6 +35,12 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to ``revision`` (the same ones run on SQLite and PostgreSQL)."""
+    # Alembic logs nine INFO lines at every start, even with nothing to migrate (its plugins as
+    # they are imported, the dialect); env.py logs each migration it applies instead. A level
+    # set elsewhere stays.
+    alembic_log = logging.getLogger("alembic")
+    if alembic_log.level == logging.NOTSET:
+        alembic_log.setLevel(logging.WARNING)
     from alembic import command
     from alembic.config import Config
 

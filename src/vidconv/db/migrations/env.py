@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any
+
 from alembic import context
+from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import engine_from_config, pool, text
 
 from vidconv.db.models import Base
 
 MIGRATION_LOCK = 0x76696463  # 'vidc'
+
+log = logging.getLogger("vidconv.db")
+
+
+def _applied(
+    ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+) -> None:
+    # What a start logs about migrations (alembic's own INFO lines are off): only what ran.
+    doc = getattr(step.up_revision, "doc", None)  # a Script's message; a bare Revision has none
+    log.info("database migrated to revision %s%s", step.up_revision_id, f", {doc}" if doc else "")
+
 
 config = context.config
 connectable = engine_from_config(
@@ -18,6 +34,7 @@ with connectable.connect() as connection:
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
+        on_version_apply=_applied,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
