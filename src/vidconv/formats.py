@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 
@@ -28,8 +29,22 @@ class InvalidOption(FormatError):
 
 
 @dataclass(frozen=True)
+class Speed:
+    """One point of a codec's speed/efficiency trade-off, chosen by the ``preset`` option."""
+
+    args: tuple[str, ...] = ()
+    default_quality: int | None = None  # the quality (0..100) this point defaults to
+
+
+@dataclass(frozen=True)
 class Codec:
-    """One encoder and how the 0..100 ``quality`` option maps onto it."""
+    """One encoder: its arguments, how ``quality`` maps onto it, and what it accepts.
+
+    What it accepts is data, so the transcoder adapts every input to it from the probe
+    (vidconv.transcoder.adapt) rather than by trial: pixel formats and frame rates for video,
+    channel layouts, sample rates and sample formats for audio. The first pixel format is the
+    one written unless the input's own (or its alpha) is in the list.
+    """
 
     encoder: str  # ffmpeg encoder name (-c:v / -c:a)
     name: str  # codec name as ffprobe reports it in the output
@@ -38,11 +53,28 @@ class Codec:
     quality_best: int = 0  # flag value at quality=100
     quality_worst: int = 0  # flag value at quality=0
     default_quality: int = 60
+    presets: tuple[tuple[str, Speed], ...] = ()  # preset name -> speed point
+    # video
+    pix_fmts: tuple[str, ...] = ("yuv420p",)
+    frame_rates: tuple[Fraction, ...] = ()  # empty: any rate
+    max_width: int = 0  # 0: no limit beyond the input limits
+    max_height: int = 0
+    # audio
+    layouts: tuple[str, ...] = ("mono", "stereo")
+    surround_args: tuple[str, ...] = ()  # extra arguments for more than two channels
+    sample_rates: tuple[int, ...] = ()  # empty: any rate
+    sample_fmts: tuple[str, ...] = ()
 
-    def quality_args(self, quality: int | None) -> list[str]:
+    def speed(self, preset: str | None) -> Speed:
+        found = dict(self.presets)
+        return found.get(preset or DEFAULT_PRESET) or found.get(DEFAULT_PRESET) or Speed()
+
+    def quality_args(self, quality: int | None, preset: str | None = None) -> list[str]:
         if not self.quality_flag:
             return []
-        q = self.default_quality if quality is None else quality
+        default = self.speed(preset).default_quality
+        q = quality if quality is not None else (
+            default if default is not None else self.default_quality)
         value = self.quality_worst + (self.quality_best - self.quality_worst) * q / 100
         return [self.quality_flag, str(round(value))]
 
@@ -59,48 +91,81 @@ class Profile:
     audio_bitrate: str = ""  # e.g. "128k"; empty: the codec's quality flag decides
     muxer_args: tuple[str, ...] = ()
     notes: str = ""
+    # The container keeps each frame's time (else a constant rate is chosen from the probe).
+    variable_frame_rate: bool = True
+    # Subtitle encoders the container takes (text subtitles are re-encoded to the first one
+    # unless theirs is listed); empty: subtitles are dropped.
+    subtitles: tuple[str, ...] = ()
 
     @property
     def audio_only(self) -> bool:
         return self.video is None
 
 
-# x264 "veryfast": ~3.3x real time for 720p30 on 2 cores; "medium" is only ~1.6x and leaves no
-# headroom on a shared node. CRF 23 (quality 60 below) is x264's own default balance.
-H264 = Codec("libx264", "h264", ("-preset", "veryfast", "-pix_fmt", "yuv420p"),
-             "-crf", 16, 40, 71)
-AAC = Codec("aac", "aac")
-# VP9 with libvpx defaults runs at 0.2x; realtime deadline + cpu-used 8 + row-mt is ~3.4x.
-VP9 = Codec("libvpx-vp9", "vp9",
-            ("-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1", "-b:v", "0",
-             "-pix_fmt", "yuv420p"),
-            "-crf", 15, 55, 55)
-OPUS = Codec("libopus", "opus")
+PRESETS = ("fast", "balanced", "quality")
+DEFAULT_PRESET = "balanced"
+# MPEG-2's own frame rates (23.976, 24, 25, 29.97, 30, 50, 59.94, 60): what its players expect.
+MPEG2_RATES = tuple(Fraction(r) for r in ("24000/1001", "24", "25", "30000/1001", "30", "50",
+                                          "60000/1001", "60"))
+PCM_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000)
+# The AAC channel configurations (ISO 14496-3 1..7), as ffmpeg names them.
+AAC_LAYOUTS = ("mono", "stereo", "3.0", "4.0", "5.0", "5.1", "7.1")
+# Opus channel mapping family 1 (the Vorbis order) covers 1..8 channels in these layouts.
+OPUS_LAYOUTS = ("mono", "stereo", "3.0", "quad", "5.0", "5.1", "6.1", "7.1")
+
+# Speed and defaults measured with bench/quality.py (docs/formats.md): the best quality per bit
+# that converts 720p at >= 1.5x real time on 2 cores is "balanced"; "fast" and "quality" are
+# the measured points either side.
+H264 = Codec("libx264", "h264", (), "-crf", 16, 40, 71,
+             presets=(("fast", Speed(("-preset", "veryfast"))),
+                      ("balanced", Speed(("-preset", "veryfast"))),
+                      ("quality", Speed(("-preset", "medium")))),
+             pix_fmts=("yuv420p",))
+AAC = Codec("aac", "aac", layouts=AAC_LAYOUTS, sample_rates=PCM_RATES[:-1] + (8000, 7350),
+            sample_fmts=("fltp",))
+# VP9 with libvpx defaults runs at 0.2x; realtime deadline + row-mt is several times faster.
+VP9 = Codec("libvpx-vp9", "vp9", ("-row-mt", "1", "-b:v", "0"), "-crf", 15, 55, 55,
+            presets=(("fast", Speed(("-deadline", "realtime", "-cpu-used", "8"))),
+                     ("balanced", Speed(("-deadline", "realtime", "-cpu-used", "8"))),
+                     ("quality", Speed(("-deadline", "realtime", "-cpu-used", "6")))),
+            pix_fmts=("yuv420p", "yuva420p"))
+OPUS = Codec("libopus", "opus", layouts=OPUS_LAYOUTS, surround_args=("-mapping_family", "1"),
+             sample_rates=(48000, 24000, 16000, 12000, 8000), sample_fmts=("flt", "s16"))
 # The MPEG-era codecs take a fixed quantiser (-q:v 2 best .. 31 worst): fast, predictable size.
-MPEG4 = Codec("mpeg4", "mpeg4", ("-vtag", "xvid", "-pix_fmt", "yuv420p"), "-q:v", 2, 31, 93)
-MP3 = Codec("libmp3lame", "mp3", (), "-q:a", 0, 9, 78)
-MPEG2 = Codec("mpeg2video", "mpeg2video", ("-pix_fmt", "yuv420p"), "-q:v", 2, 31, 93)
-MP2 = Codec("mp2", "mp2")
-WMV2 = Codec("wmv2", "wmv2", ("-pix_fmt", "yuv420p"), "-q:v", 2, 31, 93)
-WMA2 = Codec("wmav2", "wmav2")
+MPEG4 = Codec("mpeg4", "mpeg4", ("-vtag", "xvid"), "-q:v", 2, 31, 93)
+# MP3 and MP2 get the MPEG-1 rates only: every player takes them, 192 kbit/s MP2 is valid at
+# each, and LAME's delay and padding stay ~30 ms (at 8 kHz they add ~0.2 s to the length).
+MPEG1_AUDIO_RATES = (48000, 44100, 32000)
+MP3 = Codec("libmp3lame", "mp3", (), "-q:a", 0, 9, 78, sample_rates=MPEG1_AUDIO_RATES,
+            sample_fmts=("fltp", "s32p", "s16p"))
+# MPEG-2 High level stops at 1920x1152, and ffmpeg's encoder refuses sides of 4096.
+MPEG2 = Codec("mpeg2video", "mpeg2video", (), "-q:v", 2, 31, 93, frame_rates=MPEG2_RATES,
+              max_width=1920, max_height=1152)
+MP2 = Codec("mp2", "mp2", sample_rates=MPEG1_AUDIO_RATES, sample_fmts=("s16",))
+WMV2 = Codec("wmv2", "wmv2", (), "-q:v", 2, 31, 93)
+# WMA v2 refuses more than 2 channels and rates above 48 kHz (it declares neither).
+WMA2 = Codec("wmav2", "wmav2", sample_rates=(48000, 44100, 32000, 22050, 16000, 11025, 8000),
+             sample_fmts=("fltp",))
 
 FORMATS: dict[str, Profile] = {
     p.name: p
     for p in (
         Profile("mp4", "mp4", "video/mp4", "mp4", "mp4", H264, AAC, "128k",
-                ("-movflags", "+faststart"), "H.264 + AAC, index at the front for streaming"),
+                ("-movflags", "+faststart"), "H.264 + AAC, index at the front for streaming",
+                subtitles=("mov_text",)),
         Profile("webm", "webm", "video/webm", "webm", "webm", VP9, OPUS, "96k", (),
-                "VP9 (realtime settings) + Opus"),
+                "VP9 (realtime settings) + Opus", subtitles=("webvtt",)),
         Profile("avi", "avi", "video/x-msvideo", "avi", "avi", MPEG4, MP3, "", (),
-                "MPEG-4 Part 2 (Xvid tag) + MP3"),
+                "MPEG-4 Part 2 (Xvid tag) + MP3", variable_frame_rate=False),
         Profile("mpeg", "mpeg", "video/mpeg", "mpeg", "mpeg", MPEG2, MP2, "192k", (),
-                "MPEG-2 video + MP2 in an MPEG program stream"),
+                "MPEG-2 video + MP2 in an MPEG program stream", variable_frame_rate=False),
         Profile("wmv", "wmv", "video/x-ms-wmv", "asf", "asf", WMV2, WMA2, "128k", (),
-                "Windows Media Video 8 + WMA2 in ASF"),
+                "Windows Media Video 8 + WMA2 in ASF", variable_frame_rate=False),
         Profile("mkv", "mkv", "video/x-matroska", "matroska", "matroska", H264, AAC, "128k", (),
-                "H.264 + AAC in Matroska"),
+                "H.264 + AAC in Matroska", subtitles=("srt", "ass", "webvtt")),
         Profile("mov", "mov", "video/quicktime", "mov", "mov", H264, AAC, "128k",
-                ("-movflags", "+faststart"), "H.264 + AAC in QuickTime"),
+                ("-movflags", "+faststart"), "H.264 + AAC in QuickTime",
+                subtitles=("mov_text",)),
         Profile("mp3", "mp3", "audio/mpeg", "mp3", "mp3", None, MP3, "", (),
                 "audio only, LAME VBR"),
     )
@@ -122,12 +187,13 @@ def get_profile(fmt: str) -> Profile:
 
 @dataclass(frozen=True)
 class OptionSpec:
-    kind: str  # int | number | bool
+    kind: str  # int | number | bool | choice
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
     video_only: bool = False
     description: str = ""
+    choices: tuple[str, ...] = ()  # kind "choice": the accepted values
 
 
 # The one definition of the option keys and ranges; the CRD schema must match it.
@@ -149,6 +215,11 @@ _FALSE = {"false", "0", "no", "off"}
 
 def _parse_value(key: str, spec: OptionSpec, raw: Any) -> Any:
     text = str(raw).strip().lower() if not isinstance(raw, bool) else raw
+    if spec.kind == "choice":
+        if isinstance(text, str) and text in spec.choices:
+            return text
+        raise InvalidOption(f"Option {key} must be one of {', '.join(spec.choices)}, "
+                            f"not {raw!r}.")
     if spec.kind == "bool":
         if isinstance(text, bool):
             return text
@@ -202,24 +273,23 @@ def validate_options(fmt: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def encode_args(profile: Profile, options: Mapping[str, Any], has_audio: bool) -> list[str]:
-    """ffmpeg output arguments (codecs, quality, scaling) for validated ``options``."""
+    """ffmpeg output arguments (encoders, speed, quality) for validated ``options``.
+
+    Filters (scaling, pixel format, channel layout, rates) depend on the input as well: the
+    transcoder adds them from the probe (vidconv.transcoder.adapt).
+    """
     args: list[str] = []
     quality = options.get("quality")
+    preset = options.get("preset")
     if profile.video is not None:
-        height = int(options.get("max_height", 0))
-        if height:
-            # Never upscale; -2 keeps the aspect ratio with an even width, and the height is
-            # rounded down to even because 4:2:0 chroma needs even dimensions.
-            args += ["-vf", f"scale=w=-2:h='trunc(min(ih,{height})/2)*2'"]
-        else:
-            args += ["-vf", "scale=w='trunc(iw/2)*2':h='trunc(ih/2)*2'"]
-        args += ["-c:v", profile.video.encoder, *profile.video.args]
+        video = profile.video
+        args += ["-c:v", video.encoder, *video.speed(preset).args, *video.args]
         if "video_bitrate" in options:
             # VP9's constant-quality mode needs -b:v 0; a bitrate replaces it.
             args = _drop_pair(args, "-b:v")
             args += ["-b:v", f"{int(options['video_bitrate'])}k"]
         else:
-            args += profile.video.quality_args(quality)
+            args += video.quality_args(quality, preset)
     else:
         args += ["-vn"]
     if has_audio and options.get("audio", True):

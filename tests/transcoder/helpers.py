@@ -10,6 +10,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# format -> (ffprobe format_name, video codec, audio codec)
+PROMISED = {
+    "mp4": ("mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac"),
+    "mov": ("mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac"),
+    "mkv": ("matroska,webm", "h264", "aac"),
+    "webm": ("matroska,webm", "vp9", "opus"),
+    "avi": ("avi", "mpeg4", "mp3"),
+    "mpeg": ("mpeg", "mpeg2video", "mp2"),
+    "wmv": ("asf", "wmv2", "wmav2"),
+    "mp3": ("mp3", None, "mp3"),
+}
+VIDEO_FORMATS = sorted(f for f, (_, video, _) in PROMISED.items() if video)
+
 
 @dataclass
 class Run:

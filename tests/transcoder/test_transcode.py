@@ -8,19 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.media import ffprobe, streams
-from tests.transcoder.helpers import transcode
-
-# format -> (ffprobe format_name, video codec, audio codec)
-PROMISED = {
-    "mp4": ("mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac"),
-    "mov": ("mov,mp4,m4a,3gp,3g2,mj2", "h264", "aac"),
-    "mkv": ("matroska,webm", "h264", "aac"),
-    "webm": ("matroska,webm", "vp9", "opus"),
-    "avi": ("avi", "mpeg4", "mp3"),
-    "mpeg": ("mpeg", "mpeg2video", "mp2"),
-    "wmv": ("asf", "wmv2", "wmav2"),
-    "mp3": ("mp3", None, "mp3"),
-}
+from tests.transcoder.helpers import PROMISED, transcode
 
 
 @pytest.mark.parametrize("fmt", sorted(PROMISED))

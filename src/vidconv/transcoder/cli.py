@@ -83,7 +83,7 @@ def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
     marks = [time.monotonic()]
     size = locations.fetch(settings, args.input, source)
     marks.append(time.monotonic())
-    info = identify(tools, source)
+    tools, info = identify(tools, source)  # animated WebP may need another ffmpeg
     marks.append(time.monotonic())
     log.info("input %s: %d bytes, %s, %s s, video %s, audio %s", args.input, size,
              info.format_name, info.duration, info.video, info.audio)
@@ -124,7 +124,8 @@ def _check_bounds(settings: Settings, profile: Profile, info: MediaInfo,
                        f"The input is {info.video.width}x{info.video.height}, more than the "
                        f"limit of {settings.max_width}x{settings.max_height}.")
     if profile.video is not None and info.video is None:
-        raise BadInput("no_video", f"The input has no video stream to convert to {profile.name}.")
+        raise BadInput("no_video", f"The input is audio only, so it cannot become a "
+                                   f"{profile.name} video; convert it to mp3 instead.")
     if profile.audio_only and info.audio is None:
         raise BadInput("no_audio", f"The input has no audio stream to convert to {profile.name}.")
     start = float(options.get("start", 0))

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 
 class TranscodeError(Exception):
-    """A failure with a machine-readable ``code`` and a one-sentence message."""
+    """A failure with a machine-readable ``code`` and a one-sentence message.
+
+    ``detail`` is what the tools said (ffmpeg's stderr), for operators: it goes to the log,
+    never into the message a user reads.
+    """
 
     exit_code = 1
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, detail: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.detail = detail
 
 
 class BadInput(TranscodeError):

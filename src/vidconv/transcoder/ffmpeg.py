@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from vidconv.formats import Profile, encode_args
+from vidconv.transcoder.adapt import stream_args
 from vidconv.transcoder.errors import BadInput, Retryable
 from vidconv.transcoder.probe import MediaInfo, input_args
 
@@ -35,14 +36,12 @@ def build_command(ffmpeg: str, info: MediaInfo, src: Path, dst: Path, profile: P
     # be missing (browser recordings), and the content run on for hours.
     limit = min(float(options.get("duration") or max_duration), max_duration)
     cmd += ["-t", _seconds(limit)]
-    keep_audio = info.audio is not None and options.get("audio", True)
-    if profile.video is not None:
-        cmd += ["-map", "0:V:0"]  # the first real video stream (capital V: no cover art)
-    if keep_audio:
-        cmd += ["-map", "0:a:0"]
-    # No metadata, chapters, subtitles or data: nothing of the input's but picture and sound.
-    cmd += ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
-    cmd += encode_args(profile, options, has_audio=bool(keep_audio))
+    keep_audio = bool(info.audio is not None and options.get("audio", True))
+    # The probe's video (never cover art), audio and text subtitles, adapted to the encoders.
+    cmd += stream_args(profile, info, options, keep_audio)
+    # No metadata, chapters or data: nothing of the input's but picture, sound and subtitles.
+    cmd += ["-map_metadata", "-1", "-map_chapters", "-1", "-dn"]
+    cmd += encode_args(profile, options, has_audio=keep_audio)
     cmd += [*profile.muxer_args, "-f", profile.muxer, "-y", f"file:{dst}"]
     return cmd
 

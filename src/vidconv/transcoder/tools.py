@@ -46,3 +46,16 @@ def locate(settings: Settings) -> Tools:
         raise Retryable("ffmpeg_missing",
                         "No ffmpeg found (VIDCONV_FFMPEG, PATH, imageio-ffmpeg).") from exc
     return Tools(exe, None, "imageio-ffmpeg")
+
+
+def alternate_for(tools: Tools) -> Tools | None:
+    """imageio-ffmpeg's static build (a recent ffmpeg), when installed and not ``tools``."""
+    try:
+        import imageio_ffmpeg
+
+        exe = str(imageio_ffmpeg.get_ffmpeg_exe())
+    except (ImportError, RuntimeError):
+        return None
+    if os.path.realpath(exe) == os.path.realpath(tools.ffmpeg):
+        return None
+    return Tools(exe, None, "imageio-ffmpeg")
