@@ -17,7 +17,8 @@ from typing import IO, Any
 
 from vidconv.formats import Profile, encode_args
 from vidconv.transcoder.adapt import stream_args
-from vidconv.transcoder.errors import BadInput, Retryable
+from vidconv.transcoder.diagnose import MAX_ERROR_RATE, classify, decode_problems
+from vidconv.transcoder.errors import BadInput
 from vidconv.transcoder.probe import MediaInfo, input_args
 
 log = logging.getLogger("vidconv.transcoder")
@@ -28,7 +29,7 @@ PROGRESS_INTERVAL = 1.0  # seconds between progress events
 def build_command(ffmpeg: str, info: MediaInfo, src: Path, dst: Path, profile: Profile,
                   options: Mapping[str, Any], max_duration: float) -> list[str]:
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
-           "-progress", "pipe:1", *input_args(info.demuxer)]
+           "-progress", "pipe:1", "-max_error_rate", MAX_ERROR_RATE, *input_args(info.demuxer)]
     if options.get("start"):
         cmd += ["-ss", _seconds(options["start"])]  # input seek: fast, exact when re-encoding
     cmd += ["-i", f"file:{src}"]
@@ -85,7 +86,7 @@ def run(cmd: list[str], expected: float | None, timeout: float,
                             stderr=subprocess.PIPE, start_new_session=True,
                             preexec_fn=_die_with_parent)
     assert proc.stdout is not None and proc.stderr is not None
-    tail: collections.deque[str] = collections.deque(maxlen=20)
+    tail: collections.deque[str] = collections.deque(maxlen=200)
     reader = threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True)
     reader.start()
     timed_out = threading.Event()
@@ -122,10 +123,14 @@ def run(cmd: list[str], expected: float | None, timeout: float,
     if timed_out.is_set():
         raise BadInput("timeout", f"The conversion took longer than the {timeout:g} s limit.")
     if proc.returncode != 0:
-        detail = " ".join(tail)[-300:] or f"exit status {proc.returncode}"
-        if proc.returncode < 0 or "No space left" in detail or "Cannot allocate" in detail:
-            raise Retryable("ffmpeg_failed", f"ffmpeg stopped: {detail}")
-        raise BadInput("conversion_failed", f"ffmpeg could not convert the input: {detail}")
+        error = classify(proc.returncode, list(tail))
+        log.warning("ffmpeg failed (exit status %s, %s); its last words:\n%s", proc.returncode,
+                    error.code, error.detail)
+        raise error
+    if problems := decode_problems(list(tail)):
+        # Skipped, as in every target (vidconv.transcoder.diagnose); operators may want to know.
+        log.warning("ffmpeg skipped %d damaged part(s) of the input:\n%s", problems,
+                    "\n".join(tail))
     return RunResult(elapsed, out_time)
 
 
