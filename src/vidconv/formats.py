@@ -207,6 +207,8 @@ OPTIONS: dict[str, OptionSpec] = {
     "start": OptionSpec("number", 0, None, description="skip this many seconds of the input"),
     "duration": OptionSpec("number", 0, None, exclusive_minimum=True,
                            description="convert at most this many seconds"),
+    "preset": OptionSpec("choice", video_only=True, choices=PRESETS,
+                         description="encoder speed: fast, balanced (default) or quality"),
 }
 
 _TRUE = {"true", "1", "yes", "on"}

@@ -10,7 +10,7 @@ import yaml
 from vidconv import formats, resources
 
 CRD = Path(__file__).parents[2] / "crds" / "conversiontasks.vidconv.io.yaml"
-KINDS = {"int": "integer", "number": "number", "bool": "boolean"}
+KINDS = {"int": "integer", "number": "number", "bool": "boolean", "choice": "string"}
 
 
 def _version() -> dict[str, Any]:
@@ -43,6 +43,7 @@ def test_option_types_and_ranges_are_the_formats_module() -> None:
         assert schema.get("minimum") == option.minimum, key
         assert schema.get("maximum") == option.maximum, key
         assert bool(schema.get("exclusiveMinimum")) == option.exclusive_minimum, key
+        assert tuple(schema.get("enum", ())) == option.choices, key
 
 
 def test_every_status_field_is_declared_and_phases_map_to_api_states() -> None:

@@ -23,7 +23,8 @@ def test_every_promised_format_exists_with_its_file_type() -> None:
     assert FORMATS["mp3"].audio_only and not FORMATS["mp4"].audio_only
     assert FORMATS["mp4"].mime_type == "video/mp4"
     assert FORMATS["wmv"].extension == "wmv"
-    assert set(OPTIONS) == {"max_height", "video_bitrate", "quality", "audio", "start", "duration"}
+    assert set(OPTIONS) == {"max_height", "video_bitrate", "quality", "audio", "start", "duration",
+                            "preset"}
 
 
 @pytest.mark.parametrize(("raw", "typed"), [
@@ -35,6 +36,8 @@ def test_every_promised_format_exists_with_its_file_type() -> None:
     ({"quality": "100", "audio": "false"}, {"quality": 100, "audio": False}),
     ({"audio": True}, {"audio": True}),
     ({"start": "0", "duration": "1.5"}, {"start": 0.0, "duration": 1.5}),
+    ({"preset": "fast"}, {"preset": "fast"}),
+    ({"preset": " Quality "}, {"preset": "quality"}),
 ])
 def test_valid_options_come_back_typed(raw: dict[str, Any], typed: dict[str, Any]) -> None:
     assert validate_options("mp4", raw) == typed
@@ -56,6 +59,8 @@ def test_valid_options_come_back_typed(raw: dict[str, Any], typed: dict[str, Any
     ("mp4", {"quality": "50", "video_bitrate": "1000"}, "not both"),
     ("mp3", {"max_height": "480"}, "audio-only"),
     ("mp3", {"audio": "false"}, "audio only"),
+    ("mp4", {"preset": "turbo"}, "must be one of fast, balanced, quality, not 'turbo'"),
+    ("mp3", {"preset": "fast"}, "audio-only"),
 ])
 def test_invalid_options_are_refused_with_a_clear_sentence(
         fmt: str, raw: dict[str, Any], words: str) -> None:
@@ -84,3 +89,18 @@ def test_bitrate_replaces_vp9_constant_quality() -> None:
     args = encode_args(FORMATS["webm"], {"video_bitrate": 800}, has_audio=False)
     assert args.count("-b:v") == 1 and args[args.index("-b:v") + 1] == "800k"
     assert "-crf" not in args and "-an" in args
+
+
+def test_presets_are_speed_points_of_each_video_codec() -> None:
+    for fmt, profile in FORMATS.items():
+        if profile.video is None:
+            continue
+        points = [encode_args(profile, {"preset": p}, has_audio=False) for p in
+                  ("fast", "balanced", "quality")]
+        assert encode_args(profile, {}, has_audio=False) == points[1], fmt  # the default
+        assert all(p[:2] == ["-c:v", profile.video.encoder] for p in points), fmt
+    fast, quality = (encode_args(FORMATS["mp4"], {"preset": p}, has_audio=False)
+                     for p in ("fast", "quality"))
+    assert fast[fast.index("-preset") + 1] != quality[quality.index("-preset") + 1]
+    explicit = encode_args(FORMATS["mp4"], {"preset": "fast", "quality": 100}, has_audio=False)
+    assert explicit[explicit.index("-crf") + 1] == "16"  # quality still maps onto the CRF
