@@ -59,3 +59,20 @@ def test_the_check_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from vidconv.api import app\n")
     assert _vidconv_imports(bad) - ALLOWED["transcoder"] == {"api"}
+
+
+SERVICES = sorted((SRC / "api" / "services").glob("*.py"))
+
+
+@pytest.mark.parametrize("module", SERVICES, ids=lambda p: p.name)
+def test_services_see_no_http(module: Path) -> None:
+    """Services take parsed values and raise their own errors; only the app maps them to HTTP."""
+    imported = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+    http = {name for name in imported
+            if name.split(".")[0] == "starlette" or name == "vidconv.api.errors"}
+    assert not http, f"{module.name} imports {http}"

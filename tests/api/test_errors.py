@@ -7,6 +7,8 @@ from starlette.testclient import TestClient
 
 from tests.api.helpers import Api
 from vidconv.api.app import create_app
+from vidconv.api.errors import SERVICE_STATUS
+from vidconv.api.services.errors import ServiceError
 from vidconv.settings import Settings
 
 
@@ -22,3 +24,8 @@ def test_an_internal_error_is_a_bare_json_500(settings: Settings) -> None:
     assert r.headers["content-type"] == "application/json"
     assert r.json() == {"message": "internal server error"}
     assert "Traceback" not in r.text and "sqlite" not in r.text.lower()
+
+
+def test_every_kind_of_service_error_has_its_http_status() -> None:
+    kinds = set(ServiceError.__subclasses__())
+    assert kinds == set(SERVICE_STATUS)

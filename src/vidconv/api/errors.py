@@ -10,6 +10,19 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from vidconv.api.services.errors import (
+    BadCredentials,
+    BadInput,
+    Conflict,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Throttled,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+    Unsupported,
+)
 from vidconv.storage import ObjectNotFound, StorageError
 
 log = logging.getLogger("vidconv.api")
@@ -35,21 +48,42 @@ def unprocessable(message: str) -> ApiError:
     return ApiError(422, message)
 
 
-def not_found(message: str = "task not found") -> ApiError:
-    return ApiError(404, message)
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="vidconv"'}
 
 
 def unauthorized(message: str = "missing or invalid token") -> ApiError:
-    return ApiError(401, message, {"WWW-Authenticate": 'Bearer realm="vidconv"'})
-
-
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, f"the upload is larger than the limit of {limit} bytes")
+    return ApiError(401, message, BEARER_CHALLENGE)
 
 
 async def api_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse({"message": exc.message}, exc.status_code, headers=exc.headers)
+
+
+# The one place a service's refusal becomes an HTTP status.
+SERVICE_STATUS: dict[type[ServiceError], int] = {
+    BadInput: 400,
+    Unauthenticated: 401,
+    BadCredentials: 401,
+    NotFound: 404,
+    Conflict: 409,
+    TooLarge: 413,
+    Unsupported: 415,
+    Invalid: 422,
+    Throttled: 429,
+    Unavailable: 503,
+}
+
+
+async def service_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    headers = dict(BEARER_CHALLENGE) if isinstance(exc, Unauthenticated) else {}
+    retry_after = exc.retry_after
+    if retry_after is None and isinstance(exc, Unavailable):
+        retry_after = RETRY_AFTER_SECONDS
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return JSONResponse({"message": exc.message}, SERVICE_STATUS[type(exc)], headers=headers)
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
@@ -102,6 +136,7 @@ async def storage_unavailable(_request: Request, exc: Exception) -> Response:
 # escapes a handler is a bug (500), while any other StorageError is an outage (503).
 EXCEPTION_HANDLERS = {
     ApiError: api_error,
+    ServiceError: service_error,
     HTTPException: http_error,
     OperationalError: database_unavailable,
     InterfaceError: database_unavailable,

@@ -20,7 +20,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
-from vidconv.api.errors import bad_request, too_large
+from vidconv.api.services.errors import BadInput, TooLarge
 
 MAX_REDIRECTS = 5
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
@@ -33,7 +33,7 @@ def is_url(value: str) -> bool:
 async def _check_target(url: str, policy: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad_request("only http and https URLs are accepted as input")
+        raise BadInput("only http and https URLs are accepted as input")
     if policy == "any":
         return
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -42,11 +42,11 @@ async def _check_target(url: str, policy: str) -> None:
             parts.hostname, port, type=socket.SOCK_STREAM
         )
     except OSError:
-        raise bad_request(f"cannot resolve the host {parts.hostname!r}") from None
+        raise BadInput(f"cannot resolve the host {parts.hostname!r}") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if not address.is_global:
-            raise bad_request("the URL points to a private or local address, which is not allowed")
+            raise BadInput("the URL points to a private or local address, which is not allowed")
 
 
 def url_filename(url: str) -> str:
@@ -55,9 +55,10 @@ def url_filename(url: str) -> str:
 
 
 async def download(url: str, tmp_dir: Path, max_bytes: int, policy: str) -> tuple[Path, str]:
-    """Fetch ``url`` into a temp file; returns (path, name from the URL). 400/413 on refusal."""
+    """Fetch ``url`` into a temp file; returns (path, name from the URL); BadInput or TooLarge
+    on refusal."""
     if policy == "off":
-        raise bad_request("URL inputs are turned off on this server")
+        raise BadInput("URL inputs are turned off on this server")
     fd, name = tempfile.mkstemp(prefix="fetch-", dir=tmp_dir)
     path = Path(name)
     try:
@@ -70,21 +71,21 @@ async def download(url: str, tmp_dir: Path, max_bytes: int, policy: str) -> tupl
                             url = urljoin(url, resp.headers["location"])
                             continue
                         if resp.status_code != 200:
-                            raise bad_request(f"the URL answered HTTP {resp.status_code}")
+                            raise BadInput(f"the URL answered HTTP {resp.status_code}")
                         declared = resp.headers.get("content-length", "")
                         if declared.isdigit() and int(declared) > max_bytes:
-                            raise too_large(max_bytes)
+                            raise TooLarge(max_bytes)
                         size = 0
                         async for chunk in resp.aiter_bytes(1024 * 1024):
                             size += len(chunk)
                             if size > max_bytes:
-                                raise too_large(max_bytes)
+                                raise TooLarge(max_bytes)
                             out.write(chunk)
                         return path, url_filename(url)
-                raise bad_request("the URL redirects too often")
+                raise BadInput("the URL redirects too often")
     except httpx.HTTPError as exc:
         path.unlink(missing_ok=True)
-        raise bad_request(f"cannot download the URL: {type(exc).__name__}") from None
+        raise BadInput(f"cannot download the URL: {type(exc).__name__}") from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise

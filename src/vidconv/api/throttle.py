@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from vidconv.api.errors import ApiError
+from vidconv.api.services.errors import Throttled
 
 ACCOUNT_LIMIT, ADDRESS_LIMIT, WINDOW_SECONDS = 5, 20, 300.0
 MAX_KEYS = 100_000  # bounded memory whatever the guesser sends
@@ -41,15 +41,15 @@ class LoginThrottle:
         return times
 
     def check(self, account: str, address: str) -> None:
-        """Raise 429 if the account or the address has failed too often lately."""
+        """Raise Throttled if the account or the address has failed too often lately."""
         now = self.clock()
         with self._lock:
             for kind, key in (("account", f"account:{account}"), ("address", f"address:{address}")):
                 times = self._recent(key, now)
                 if len(times) >= self.limits[kind]:
                     wait = max(1, math.ceil(times[0] + self.window - now))
-                    raise ApiError(429, f"too many failed log-ins for this {kind}; try again "
-                                        f"in {wait} seconds", {"Retry-After": str(wait)})
+                    raise Throttled(f"too many failed log-ins for this {kind}; try again "
+                                    f"in {wait} seconds", retry_after=wait)
 
     def failed(self, account: str, address: str) -> None:
         now = self.clock()

@@ -21,7 +21,7 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
-from vidconv.api.errors import ApiError, bad_request, too_large
+from vidconv.api.services.errors import BadInput, TooLarge, Unsupported
 from vidconv.storage import LocalStorage, Storage
 
 FILE_FIELDS = ("file", "fileName")  # the seed course's alias is fileName
@@ -47,15 +47,15 @@ class Upload:
 
 
 def safe_filename(name: str) -> str:
-    """A storage-safe name; names that try to leave their folder are refused (400)."""
+    """A storage-safe name; names that try to leave their folder are refused (BadInput)."""
     name = unicodedata.normalize("NFC", name).strip()
     if len(name) > MAX_NAME:
-        raise bad_request(f"the file name is {len(name)} characters long; at most {MAX_NAME}, "
-                          "please")
+        raise BadInput(f"the file name is {len(name)} characters long; at most {MAX_NAME}, "
+                       "please")
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
-        raise bad_request("the file name must be a plain name, not a path")
+        raise BadInput("the file name must be a plain name, not a path")
     if ".." in name.split("."):
-        raise bad_request("the file name must be a plain name, not a path")
+        raise BadInput("the file name must be a plain name, not a path")
     stem, dot, ext = name.rpartition(".")
     if not dot:
         stem, ext = name, ""
@@ -101,10 +101,10 @@ class _PartCollector:
         self.name = params.get(b"name", b"").decode("utf-8", "replace")
         filename = params.get(b"filename")
         if filename is not None and self.name not in FILE_FIELDS:
-            raise bad_request(f"unexpected file part {self.name!r}: send the video as file")
+            raise BadInput(f"unexpected file part {self.name!r}: send the video as file")
         if filename is not None:
             if self.upload.path is not None:
-                raise bad_request("send one file per task")
+                raise BadInput("send one file per task")
             self.upload.filename = safe_filename(filename.decode("utf-8", "replace"))
             fd, path = tempfile.mkstemp(prefix="upload-", dir=self.tmp_dir)
             self.upload.path = Path(path)
@@ -116,12 +116,12 @@ class _PartCollector:
         if self.out is not None:
             self.upload.size += end - start
             if self.upload.size > self.max_bytes:
-                raise too_large(self.max_bytes)
+                raise TooLarge(self.max_bytes)
             self.out.write(data[start:end])
         elif self.value is not None:
             self.fields_bytes += end - start
             if self.fields_bytes > MAX_FIELDS_BYTES:
-                raise bad_request("the form fields are too large")
+                raise BadInput("the form fields are too large")
             self.value.extend(data[start:end])
 
     def part_end(self) -> None:
@@ -144,10 +144,10 @@ async def receive_multipart(request: Request, tmp_dir: Path, max_bytes: int) -> 
     _, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if not boundary:
-        raise bad_request("multipart body without a boundary")
+        raise BadInput("multipart body without a boundary")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes + MAX_FIELDS_BYTES:
-        raise too_large(max_bytes)  # refuse before reading a byte
+        raise TooLarge(max_bytes)  # refuse before reading a byte
     upload = Upload()
     collector = _PartCollector(upload, tmp_dir, max_bytes)
     parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
@@ -165,9 +165,9 @@ async def receive_multipart(request: Request, tmp_dir: Path, max_bytes: int) -> 
         collector.close()
         upload.discard()
         if "header size" in str(exc):  # python-multipart caps each part header at ~4 KiB
-            raise bad_request("a part's headers are too long: a file name of at most "
-                              f"{MAX_NAME} characters, please") from None
-        raise bad_request("the multipart body is malformed") from None
+            raise BadInput("a part's headers are too long: a file name of at most "
+                           f"{MAX_NAME} characters, please") from None
+        raise BadInput("the multipart body is malformed") from None
     except BaseException:
         collector.close()
         upload.discard()
@@ -175,7 +175,7 @@ async def receive_multipart(request: Request, tmp_dir: Path, max_bytes: int) -> 
     collector.close()
     if upload.path is not None and not collector.file_complete:
         upload.discard()  # the body ended inside the file part: a truncated file
-        raise bad_request("the multipart body is malformed (the file part never ends)")
+        raise BadInput("the multipart body is malformed (the file part never ends)")
     return upload
 
 
@@ -201,4 +201,4 @@ def ensure_multipart_or_json(content_type: str) -> str:
         return "multipart"
     if kind == "application/json" or kind.endswith("+json"):
         return "json"
-    raise ApiError(415, "send multipart/form-data (file + conversion_type) or application/json")
+    raise Unsupported("send multipart/form-data (file + conversion_type) or application/json")

@@ -14,15 +14,9 @@ import anyio.to_thread
 from vidconv import formats, storage
 from vidconv.api import schemas
 from vidconv.api.context import AppContext
-from vidconv.api.errors import (
-    RETRY_AFTER_SECONDS,
-    ApiError,
-    bad_request,
-    not_found,
-    unauthorized,
-)
 from vidconv.api.fetch import download, is_url
 from vidconv.api.services import tasks
+from vidconv.api.services.errors import BadInput, NotFound, Unauthenticated, Unavailable
 from vidconv.api.services.users import user_exists
 from vidconv.api.uploads import safe_filename, store_file
 from vidconv.db import updates
@@ -33,9 +27,10 @@ log = logging.getLogger("vidconv.api")
 
 
 async def require_account(ctx: AppContext, owner: str) -> None:
-    """The token's user still exists (401 if not); call it before reading a large body."""
+    """The token's user still exists (else Unauthenticated); call it before reading a large
+    body."""
     if not await anyio.to_thread.run_sync(user_exists, ctx.sessions, owner):
-        raise unauthorized("the token's user no longer exists")
+        raise Unauthenticated("the token's user no longer exists")
 
 
 async def create_from_file(
@@ -49,12 +44,12 @@ def _check_reference(ref: str, url_inputs: str) -> None:
     """What the document says ``file`` may be: a plain name of yours, or an http(s) URL."""
     if is_url(ref):
         if url_inputs == "off":
-            raise bad_request("URL inputs are turned off on this server")
+            raise BadInput("URL inputs are turned off on this server")
         if not re.match(schemas.URL_PATTERN, ref):
-            raise bad_request("only http and https URLs are accepted as input")
+            raise BadInput("only http and https URLs are accepted as input")
     elif not re.match(schemas.FILE_NAME_PATTERN, ref) or len(ref) > 255:
-        raise bad_request("file must be the name of one of your uploads or an http(s) URL, "
-                          "not a path")
+        raise BadInput("file must be the name of one of your uploads or an http(s) URL, "
+                       "not a path")
 
 
 async def create_from_reference(
@@ -71,7 +66,7 @@ async def create_from_reference(
         path, name = await _copy_previous_upload(ctx, owner, ref.strip())
     try:
         if path.stat().st_size == 0:
-            raise bad_request("the input file is empty")
+            raise BadInput("the input file is empty")
         return await _create(ctx, owner, fmt, options, safe_filename(name), path)
     finally:
         path.unlink(missing_ok=True)
@@ -81,14 +76,14 @@ async def _copy_previous_upload(ctx: AppContext, owner: str, ref: str) -> tuple[
     """Never a server path: ``ref`` only ever names one of the caller's own uploads."""
     source = await anyio.to_thread.run_sync(tasks.find_previous_upload, ctx.sessions, owner, ref)
     if source is None:
-        raise not_found(f"no uploaded file of yours is named {ref!r}")
+        raise NotFound(f"no uploaded file of yours is named {ref!r}")
     fd, name = tempfile.mkstemp(prefix="copy-", dir=ctx.upload_dir)
     os.close(fd)  # get_file (re)writes the path itself
     try:
         await anyio.to_thread.run_sync(ctx.storage.get_file, source.input_key, Path(name))
     except ObjectNotFound:
         Path(name).unlink(missing_ok=True)
-        raise not_found(f"the uploaded file {ref!r} is no longer stored") from None
+        raise NotFound(f"the uploaded file {ref!r} is no longer stored") from None
     except BaseException:  # storage down (503): no temp file left behind either
         Path(name).unlink(missing_ok=True)
         raise
@@ -126,8 +121,7 @@ async def _create(
         await anyio.to_thread.run_sync(
             lambda: updates.record_failure(ctx.sessions, task_id, error=error, code="schedule")
         )
-        raise ApiError(503, "the conversion could not be scheduled; try again later",
-                       {"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
+        raise Unavailable("the conversion could not be scheduled; try again later") from None
     return task_id
 
 
@@ -152,7 +146,7 @@ async def delete_task(ctx: AppContext, owner: str, task_id: str) -> None:
 
     Objects before the row: an outage in between (503) leaves the row, so the same DELETE
     retried later finishes the job; the other order could leave objects nothing points to.
-    StorageError and database errors answer 503 (errors.EXCEPTION_HANDLERS).
+    StorageError and database errors answer 503 (vidconv.api.errors.EXCEPTION_HANDLERS).
     """
     task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
     await ctx.executor.cancel(task.id)

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import formats, storage
-from vidconv.api.errors import not_found, unprocessable
+from vidconv.api.services.errors import Invalid, NotFound
 from vidconv.db.models import Task, TaskState
 
 # Form fields that are not conversion options.
@@ -17,18 +17,18 @@ RESERVED_FIELDS = {"file", "fileName", "conversion_type", "newFormat", "options"
 
 
 def validate_format(fmt: Any, options: Any) -> tuple[str, dict[str, Any]]:
-    """The format name and typed options, or 422 with formats.py's one-sentence reason."""
+    """The format name and typed options, or Invalid with formats.py's one-sentence reason."""
     if fmt is None or fmt == "":
-        raise unprocessable("conversion_type is required")
+        raise Invalid("conversion_type is required")
     if not isinstance(fmt, str):
-        raise unprocessable("conversion_type must be a string")
+        raise Invalid("conversion_type must be a string")
     if not isinstance(options, dict):
-        raise unprocessable("options must be an object")
+        raise Invalid("options must be an object")
     fmt = fmt.strip().lower().lstrip(".")
     try:
         return fmt, formats.validate_options(fmt, options)
     except formats.FormatError as exc:
-        raise unprocessable(str(exc)) from None
+        raise Invalid(str(exc)) from None
 
 
 def insert_task(sessions: sessionmaker[Session], task: Task) -> None:
@@ -50,11 +50,11 @@ def list_tasks(
 
 
 def get_owned(sessions: sessionmaker[Session], owner: str, task_id: str) -> Task:
-    """The caller's task; someone else's answers 404 exactly like a missing one."""
+    """The caller's task; someone else's is NotFound exactly like a missing one."""
     with sessions() as session:
         task = session.get(Task, task_id) if len(task_id) <= 64 else None
     if task is None or task.owner_id != owner:
-        raise not_found()
+        raise NotFound("task not found")
     return task
 
 

@@ -12,9 +12,9 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidconv.api.errors import ApiError, unprocessable
 from vidconv.api.schemas import MAX_PASSWORD
 from vidconv.api.security import create_token, hash_password, verify_password
+from vidconv.api.services.errors import BadCredentials, Conflict, Invalid
 from vidconv.api.throttle import LoginThrottle
 from vidconv.db.models import User, name_key
 from vidconv.settings import Settings
@@ -27,21 +27,21 @@ def signup(sessions: sessionmaker[Session], username: str, email: str, password:
     """Create a user from validated signup fields; returns the new user's id."""
     username = unicodedata.normalize("NFKC", username)
     if len(username) > 150:
-        raise unprocessable("username may hold up to 150 letters, digits and . @ + - _")
+        raise Invalid("username may hold up to 150 letters, digits and . @ + - _")
     key, email = name_key(username), email.lower()
     with sessions() as session:
         taken = session.scalar(
             select(User.id).where(or_(User.username_key == key, User.email == email))
         )
     if taken:
-        raise ApiError(409, TAKEN)
+        raise Conflict(TAKEN)
     user = User(username=username, username_key=key, email=email,
                 password_hash=hash_password(password))
     try:
         with sessions.begin() as session:
             session.add(user)
     except IntegrityError:  # a concurrent signup won the race
-        raise ApiError(409, TAKEN) from None
+        raise Conflict(TAKEN) from None
     return user.id
 
 
@@ -49,8 +49,8 @@ def login(
     sessions: sessionmaker[Session], settings: Settings, throttle: LoginThrottle, name: str,
     password: str, address: str,
 ) -> tuple[str, str]:
-    """(token, user id) for a username-or-email and password; 401 alike for every failure,
-    429 once the account or the address has failed too often."""
+    """(token, user id) for a username-or-email and password; BadCredentials alike for every
+    failure, Throttled once the account or the address has failed too often."""
     name = name.strip()
     account = name_key(name)
     throttle.check(account, address)
@@ -61,7 +61,7 @@ def login(
     ok = verify_password(password[:MAX_PASSWORD], user.password_hash if user else None)
     if not ok or user is None:
         throttle.failed(account, address)
-        raise ApiError(401, LOGIN_FAILED)
+        raise BadCredentials(LOGIN_FAILED)
     throttle.succeeded(account)
     return create_token(settings, user.id), user.id
 
