@@ -233,6 +233,19 @@ def test_json_task_never_reads_a_server_path(api: Api, ref: str) -> None:
     assert _row_count(api) == 0
 
 
+@pytest.mark.parametrize(("ref", "status"), [("\u0085", 404), ("\x1c", 404), ("a\u0085b.mp4", 404),
+                                             ("\ufeff", 400), ("\u3000", 400)])
+def test_json_task_file_white_space_is_what_the_document_says(
+    api: Api, ref: str, status: int
+) -> None:
+    """JSON Schema's white space (ECMA-262 \\s) is not Python's; the server's check follows the
+    document: a name it allows is looked up (none of yours), one of only white space is refused."""
+    body = {"file": ref, "conversion_type": "mp4"}
+    r = api.client.post("/api/tasks", headers=api.auth, json=body)
+    assert r.status_code == status, r.text
+    assert _row_count(api) == 0
+
+
 def test_delete_removes_objects_and_row(api: Api, make_clip: Clip) -> None:
     task_id = api.submit(make_clip(1.0), "mp3")
     api.wait(task_id)

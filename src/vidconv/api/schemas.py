@@ -34,8 +34,11 @@ USERNAME_PATTERN = r"^[\w.@+-]{1,150}$"
 EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$"
 MIN_PASSWORD, MAX_PASSWORD = 8, 1024  # argon2 takes any length; this bounds the work
 # A JSON task's input: one of the caller's uploads by name or task id (never a path), or a URL.
-FILE_NAME_PATTERN = r"^[^/\\\x00]*[^/\\\x00\s][^/\\\x00]*$"
-URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# White space as JSON Schema (ECMA-262) means \s, spelled out: Python's \s also takes \x1c-\x1f
+# and \x85 but not \ufeff, so the document and the server's check would disagree on those.
+SPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+FILE_NAME_PATTERN = rf"^[^/\\\x00]*[^/\\\x00{SPACE}][^/\\\x00]*$"
+URL_PATTERN = rf"^https?://[^{SPACE}/?#]+[^{SPACE}]*$"
 MAX_ID = 64
 
 
