@@ -52,6 +52,9 @@ from kubernetes.client.exceptions import ApiException
 log = logging.getLogger("tests.node")
 REPO = Path(__file__).resolve().parents[2]
 NODE_NAME = "vidconv-node"
+# What the stand-in image must show whatever is mounted over it: the checkout (an editable
+# install) and the interpreter's environment.
+IMAGE_PATHS = sorted({os.path.realpath(p) for p in (REPO, sys.prefix, sys.base_prefix)})
 TERMINATION_LIMIT = 4096
 LOG_TAIL_LINES = 80
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -576,8 +579,7 @@ class NodeAgent:
               f"mount -t proc proc {root}/proc", f"mount --rbind /sys {root}/sys",
               f"mount -t tmpfs -o mode=755,nosuid tmpfs {root}/dev",
               f"mkdir -p {root}/dev/shm {root}/dev/pts",
-              f"mount -t tmpfs -o mode=1777 tmpfs {root}/dev/shm",
-              f"mount -t tmpfs -o mode=1777 tmpfs {root}/tmp"]
+              f"mount -t tmpfs -o mode=1777 tmpfs {root}/dev/shm"]
         for dev in DEVICES:
             sh += [f"touch {root}/dev/{dev}", f"mount --bind /dev/{dev} {root}/dev/{dev}"]
         message = spec.get("terminationMessagePath", "/dev/termination-log")
@@ -591,6 +593,12 @@ class NodeAgent:
             sh.append(f"mount --bind {shlex.quote(str(source))} {dest}")
             if read_only:
                 sh.append(f"mount -o remount,bind,ro {dest}")
+        # The "image" is this machine's root; where a volume covers part of what the image holds
+        # (an emptyDir at /tmp over a checkout under /tmp), the image's files show through again.
+        for path in IMAGE_PATHS:
+            dest = shlex.quote(f"{root}{path}")
+            sh += [f"mkdir -p {dest}", f"mount --rbind {shlex.quote(path)} {dest}",
+                   f"mount -o remount,bind,ro {dest}"]
         if security.get("readOnlyRootFilesystem"):
             sh.append(f"mount -o remount,bind,ro {root}")
         groups = f"--groups {fs_group}" if fs_group is not None else "--clear-groups"
