@@ -143,16 +143,18 @@ class Result:
     ffmpeg_source: str | None = None
     error: str | None = None
     code: str | None = None
+    detail: str | None = None  # for operators: what the tools said (ffmpeg's stderr tail)
 
     @classmethod
-    def failure(cls, code: str, error: str) -> Result:
-        return cls(ok=False, code=code, error=error)
+    def failure(cls, code: str, error: str, detail: str | None = None) -> Result:
+        return cls(ok=False, code=code, error=error, detail=detail or None)
 
     def to_json(self) -> dict[str, Any]:
         """The wire form: ``{"event": "result", "status": "ok" | "error", ...}``."""
         if not self.ok:
-            return {"event": "result", "status": "error", "error": self.error or "",
-                    "code": self.code or "error"}
+            failed = {"event": "result", "status": "error", "error": self.error or "",
+                      "code": self.code or "error"}
+            return {**failed, "detail": self.detail} if self.detail else failed
         return {"event": "result", "status": "ok", "output": self.output, "size": self.size,
                 "duration": self.duration, "video_codec": self.video_codec,
                 "audio_codec": self.audio_codec, "format": self.format,
@@ -180,6 +182,7 @@ class Result:
             ffmpeg_source=_str(data.get("ffmpeg_source")),
             error=_str(data.get("error")),
             code=_str(data.get("code")),
+            detail=_str(data.get("detail")),
         )
 
 

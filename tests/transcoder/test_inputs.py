@@ -9,6 +9,7 @@ where the container has them, and both streams starting and ending together.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ def _source(family: Family, folder: Path) -> Path:
     if family.needs == "imageio":
         pytest.importorskip("imageio_ffmpeg")  # Debian's ffmpeg 5.1 has no animated WebP
     return make(family, folder)
+
+
+@functools.cache
+def _probe_input(path: Path) -> dict[str, Any]:
+    return ffprobe(path)
 
 
 def _duration(info: dict[str, Any]) -> float:
@@ -74,7 +80,7 @@ def test_every_input_family_converts_into_every_target(
 
     container, vcodec, acodec = PROMISED[fmt]
     info = ffprobe(out)
-    inp = ffprobe(source)
+    inp = _probe_input(source)
     assert info["format"]["format_name"] == container
     video, audio = streams(info, "video"), streams(info, "audio")
     assert [s["codec_name"] for s in audio] == ([acodec] if family.audio else [])

@@ -123,6 +123,11 @@ def test_termination_message_stays_under_4_kb_even_for_huge_errors() -> None:
     huge = {"event": "result", "status": "error", "error": "x" * 20000, "code": "conversion_failed"}
     message = compact_result(huge)
     assert len(message) < 4096 and json.loads(message)["code"] == "conversion_failed"
+    detailed = {**huge, "error": "A sentence.", "detail": "ffmpeg said " * 2000 + "at last"}
+    message = compact_result(detailed)
+    kept = json.loads(message)
+    assert len(message) < 4096 and kept["error"] == "A sentence."
+    assert kept["detail"].endswith("at last")  # its last words are what an operator needs
     ok = {"event": "result", "status": "ok", "output": "s3://b/k", "command": ["-y"] * 2000}
     message = compact_result(ok)
     assert len(message) < 4096 and json.loads(message)["output"] == "s3://b/k"

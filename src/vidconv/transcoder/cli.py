@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             result = convert(settings, args, reporters, scratch)
             code = 0
         except TranscodeError as exc:
-            result, code = _error(exc.code, exc.message), exc.exit_code
+            result, code = Result.failure(exc.code, exc.message, exc.detail), exc.exit_code
         except Terminated as exc:
             result, code = _error("terminated", f"Stopped by {exc}."), 1
         except OSError as exc:  # scratch full or unwritable: another node/attempt may do better

@@ -64,11 +64,16 @@ class StdoutReporter:
 
 
 def compact_result(result: Mapping[str, Any], limit: int = TERMINATION_LIMIT) -> bytes:
-    """The result as JSON within ``limit`` bytes: drop the command, then shorten the error."""
+    """The result as JSON within ``limit`` bytes: drop the command, then keep only the end of
+    the detail (ffmpeg's last words), then shorten the error."""
     data = dict(result)
     encoded = json.dumps(data, separators=(",", ":")).encode()
     if len(encoded) > limit:
         data.pop("command", None)
+        encoded = json.dumps(data, separators=(",", ":")).encode()
+    while len(encoded) > limit and data.get("detail"):
+        # An escaped character takes up to 6 bytes: cut at least that share of the excess.
+        data["detail"] = str(data["detail"])[max(16, (len(encoded) - limit) // 6):]
         encoded = json.dumps(data, separators=(",", ":")).encode()
     if len(encoded) > limit and "error" in data:
         data["error"] = str(data["error"])[: max(0, limit - 300)]
