@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +32,13 @@ from tests.servers import free_port
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "hack" / "k8s" / "build.sh"
 SERVICE_CIDR = "10.0.0.0/24"
-# What the Job path needs, and deployment/replicaset for the chart's workloads.
+# What the Job path needs, deployment/replicaset for the chart's workloads, and the EndpointSlices
+# kube-proxy routes a Service's traffic by (on a node that runs one).
 CONTROLLERS = [
     "job-controller", "garbage-collector-controller", "ttl-after-finished-controller",
     "serviceaccount-controller", "serviceaccount-token-controller", "namespace-controller",
     "root-ca-certificate-publisher-controller", "deployment-controller", "replicaset-controller",
+    "endpointslice-controller",
 ]
 
 
@@ -251,14 +253,19 @@ class ControlPlane:
                 self.processes[name].stop()
 
 
-def _apiserver_argv(bin_dir: Path, root: Path, pki: Pki, port: int, etcd: str) -> list[str]:
-    serving = pki.issue("apiserver", "kube-apiserver", server=True, sans=(
-        "127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default",
-        "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))
+def _apiserver_argv(bin_dir: Path, root: Path, pki: Pki, port: int, etcd: str,
+                    advertise: str) -> list[str]:
+    serving = pki.issue("apiserver", "kube-apiserver", server=True, sans=tuple(dict.fromkeys((
+        "127.0.0.1", advertise, "localhost", "10.0.0.1", "kubernetes", "kubernetes.default",
+        "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"))))
+    kubelet_client = pki.issue("apiserver-kubelet-client", "kube-apiserver-kubelet-client",
+                               ("system:masters",))
     return [
         str(bin_dir / "kube-apiserver"),
         f"--etcd-servers={etcd}",
-        "--bind-address=127.0.0.1", f"--secure-port={port}", "--advertise-address=127.0.0.1",
+        # The `kubernetes` Service's endpoint: where pods reach this server (loopback without a
+        # pod network; a kubelet's pods need an address of the host they can route to).
+        "--bind-address=127.0.0.1", f"--secure-port={port}", f"--advertise-address={advertise}",
         f"--cert-dir={root / 'apiserver-certs'}",
         f"--tls-cert-file={serving[0]}", f"--tls-private-key-file={serving[1]}",
         f"--client-ca-file={pki.ca_file}",
@@ -274,8 +281,11 @@ def _apiserver_argv(bin_dir: Path, root: Path, pki: Pki, port: int, etcd: str) -
         # Who called what, and what it was answered: the tests read the RBAC outcome from here.
         f"--audit-policy-file={_audit_policy(root)}", f"--audit-log-path={root / 'audit.log'}",
         "--audit-log-mode=blocking", "--audit-log-maxsize=0",
-        # kubectl logs/exec would reach a kubelet; the node agent serves none.
+        # kubectl logs/exec/port-forward go to the kubelet at its Node's InternalIP, authenticated
+        # by a client certificate the kubelet checks against the cluster's CA.
         "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-client-certificate={kubelet_client[0]}",
+        f"--kubelet-client-key={kubelet_client[1]}",
     ]
 
 
@@ -290,7 +300,8 @@ def _audit_policy(root: Path) -> Path:
     return path
 
 
-def _controller_manager_argv(bin_dir: Path, kubeconfig: Path, pki: Pki) -> list[str]:
+def _controller_manager_argv(bin_dir: Path, kubeconfig: Path, pki: Pki,
+                             more: Sequence[str]) -> list[str]:
     return [
         str(bin_dir / "kube-controller-manager"),
         f"--kubeconfig={kubeconfig}",
@@ -302,16 +313,21 @@ def _controller_manager_argv(bin_dir: Path, kubeconfig: Path, pki: Pki) -> list[
         f"--service-account-private-key-file={pki.sa_key}",
         f"--root-ca-file={pki.ca_file}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
-        f"--controllers={','.join(CONTROLLERS)}",
+        f"--controllers={','.join([*CONTROLLERS, *more])}",
         # Deleted pods and finished Jobs are acted on at once, as the tests need.
         "--concurrent-gc-syncs=5",
     ]
 
 
 @contextmanager
-def control_plane(controllers: bool = True) -> Iterator[ControlPlane]:
+def control_plane(controllers: bool = True, advertise: str = "127.0.0.1",
+                  more_controllers: Sequence[str] = ()) -> Iterator[ControlPlane]:
     """etcd and kube-apiserver, and kube-controller-manager unless ``controllers`` is False (a
-    bare API server: no pods for Jobs, no garbage collection, namespaces never finish deleting)."""
+    bare API server: no pods for Jobs, no garbage collection, namespaces never finish deleting).
+    ``advertise`` is the address the `kubernetes` Service sends pods to (the server listens on
+    loopback only: something must carry that address's traffic there). ``more_controllers``
+    run beside ``CONTROLLERS`` (a real kubelet's node needs the node-lifecycle controller to lift
+    its not-ready taint)."""
     bin_dir = binaries()
     root = Path(tempfile.mkdtemp(prefix="vidconv-k8s-"))
     pki = Pki(root)
@@ -333,11 +349,12 @@ def control_plane(controllers: bool = True) -> Iterator[ControlPlane]:
             "--log-level=warn",
         ], root / "etcd.log"),
         "kube-apiserver": Process("kube-apiserver", _apiserver_argv(
-            bin_dir, root, pki, api_port, etcd_url), root / "kube-apiserver.log"),
+            bin_dir, root, pki, api_port, etcd_url, advertise), root / "kube-apiserver.log"),
     }
     if controllers:
         cp.processes["kube-controller-manager"] = Process(
-            "kube-controller-manager", _controller_manager_argv(bin_dir, kcm_config, pki),
+            "kube-controller-manager", _controller_manager_argv(bin_dir, kcm_config, pki,
+                                                                more_controllers),
             root / "kube-controller-manager.log")
     try:
         cp.processes["etcd"].start()
