@@ -38,7 +38,7 @@ test: $(DEV) ## Run the test suite (starts its own PostgreSQL and S3 servers).
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: control-plane
-control-plane: ## Build etcd, kube-apiserver, kube-controller-manager, kubectl for the tests (cached).
+control-plane: ## Build etcd, kube-*, kubelet, kube-proxy, kubectl v1.35 for the tests (cached).
 	hack/k8s/build.sh
 
 .PHONY: lint
