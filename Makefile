@@ -119,6 +119,10 @@ deploy: ## helm upgrade --install the chart with these images, Ingress on INGRES
 undeploy: ## helm uninstall (the CRD, generated Secrets and data volumes stay).
 	helm uninstall $(RELEASE) --namespace $(NAMESPACE) --wait
 
+.PHONY: e2e-local
+e2e-local: $(DEV) ## The same tests/e2e on a cluster made here: real node, buildah images, Helm (root).
+	$(BIN)/python -m pytest tests/e2e -m e2e -p no:cacheprovider $(PYTEST_ARGS)
+
 .PHONY: e2e
 e2e: $(DEV) ## End-to-end test against the deployed release (real cluster; see README).
 	VIDCONV_E2E_KUBECONFIG=$${KUBECONFIG:-$$HOME/.kube/config} \

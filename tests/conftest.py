@@ -16,7 +16,7 @@ from vidconv.transcoder.tools import locate
 # Fixtures of the chart (the Helm library), of the real control plane and of our images, for
 # every test tree.
 pytest_plugins = ["tests.chart.fixtures", "tests.kubernetes.fixtures", "tests.images.fixtures",
-                  "tests.kubernetes.realnode"]
+                  "tests.kubernetes.realnode", "tests.e2e.local"]
 
 
 @pytest.fixture(scope="session")

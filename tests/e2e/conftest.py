@@ -1,8 +1,11 @@
 """End-to-end against a real cluster with the chart installed (`make kind-up images kind-load
-deploy e2e`). Skipped unless VIDCONV_E2E_KUBECONFIG names a kubeconfig; no cluster runs here.
+deploy e2e`): VIDCONV_E2E_KUBECONFIG names its kubeconfig, VIDCONV_E2E_URL (default
+http://localhost) is where the API answers, VIDCONV_E2E_NAMESPACE (default vidconv) the release's
+namespace.
 
-VIDCONV_E2E_URL (default http://localhost) is where the API answers, VIDCONV_E2E_NAMESPACE
-(default vidconv) the release's namespace.
+Without VIDCONV_E2E_KUBECONFIG (`make test`, `make e2e-local`) the tests install the release
+themselves on a cluster of this machine (tests/e2e/local.py: the real control plane and node, the
+images built from their Dockerfiles), or skip where a node can't run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tests.e2e.local import LocalRelease
 
 
 @dataclass
@@ -22,10 +26,13 @@ class Cluster:
     kubeconfig: str
     namespace: str
     url: str
+    kubectl_path: str = "kubectl"
+    local: LocalRelease | None = None  # the release, when the tests installed it here
 
     def kubectl(self, *args: str) -> str:
         result = subprocess.run(
-            ["kubectl", "--kubeconfig", self.kubeconfig, "--namespace", self.namespace, *args],
+            [self.kubectl_path, "--kubeconfig", self.kubeconfig, "--namespace", self.namespace,
+             *args],
             capture_output=True, text=True, timeout=60,
         )
         assert result.returncode == 0, result.stderr
@@ -33,10 +40,14 @@ class Cluster:
 
 
 @pytest.fixture(scope="session")
-def cluster() -> Cluster:
+def cluster(request: pytest.FixtureRequest) -> Cluster:
     kubeconfig = os.environ.get("VIDCONV_E2E_KUBECONFIG", "")
-    if not kubeconfig or not Path(kubeconfig).exists():
-        servers.unavailable("e2e", "VIDCONV_E2E_KUBECONFIG does not name a kubeconfig")
+    if not kubeconfig:
+        local: LocalRelease = request.getfixturevalue("local_release")
+        return Cluster(str(local.kubeconfig), local.namespace, local.url,
+                       str(local.node.cp.kubectl_path), local)
+    if not Path(kubeconfig).exists():
+        servers.unavailable("e2e", f"VIDCONV_E2E_KUBECONFIG names no file: {kubeconfig}")
     return Cluster(
         kubeconfig=kubeconfig,
         namespace=os.environ.get("VIDCONV_E2E_NAMESPACE", "vidconv"),
