@@ -11,6 +11,7 @@ image there first.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 BUILDAH = REPO / "hack" / "images" / "buildah"
-TAG = "dev"  # what `make images` tags by default
+# Not `make images`' default "dev": a tag of this checkout's own, so that test runs of two
+# checkouts on one machine (sharing the store and its cached layers) never swap images.
+TAG = "test-" + hashlib.sha256(str(REPO).encode()).hexdigest()[:8]
 IMAGES = {"api": "vidconv-api", "operator": "vidconv-operator",
           "transcoder": "vidconv-transcoder"}
 TOOLS = ("buildah", "runc", "debootstrap", "make")
