@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,17 +59,13 @@ def release_values(node: kubelet.Node, images: dict[str, str], db_url: str,
     }
 
 
-@pytest.fixture(scope="session")
-def local_release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                  ) -> Iterator[LocalRelease]:
-    node: kubelet.Node = request.getfixturevalue("node")
-    helm, chart = request.getfixturevalue("helm"), request.getfixturevalue("chart")
-    postgres: servers.PostgresServer = request.getfixturevalue("postgres")
-    s3: servers.S3Server = request.getfixturevalue("s3")
-    images: dict[str, str] = request.getfixturevalue("built_images")
-    cp = node.cp
+@contextmanager
+def installed(node: kubelet.Node, helm: Any, chart: Any, postgres: servers.PostgresServer,
+              s3: servers.S3Server, images: dict[str, str], tmp: Path) -> Iterator[LocalRelease]:
+    """The release installed (``helm`` is the helm_python module), uninstalled at the end."""
     import httpx
 
+    cp = node.cp
     http = httpx.Client(base_url=cp.url, verify=cp.admin_tls(), timeout=30)
     http.post("/api/v1/namespaces", json={
         "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": {
@@ -78,8 +75,8 @@ def local_release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
     s3.client().make_bucket(bucket)
     values = release_values(node, images, postgres.create_database(
         "e2e_" + uuid.uuid4().hex[:12]), s3, bucket)
-    kubeconfig = cp.kubeconfig(tmp_path_factory.mktemp("e2e") / "kubeconfig", "admin",
-                               cert=cp.admin_cert, namespace=NAMESPACE)
+    kubeconfig = cp.kubeconfig(tmp / "kubeconfig", "admin", cert=cp.admin_cert,
+                               namespace=NAMESPACE)
     config = helm.Config(kubeconfig_path=str(kubeconfig), namespace=NAMESPACE)
     try:
         config.install(chart, RELEASE, values, wait="watcher", timeout=TIMEOUT)
@@ -98,3 +95,15 @@ def local_release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         http.delete(f"/api/v1/namespaces/{NAMESPACE}")
         config.close()
         http.close()
+
+
+@pytest.fixture(scope="session")
+def local_release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                  ) -> Iterator[LocalRelease]:
+    """Requested only without VIDCONV_E2E_KUBECONFIG: the node, Helm and the servers start
+    only then."""
+    with installed(request.getfixturevalue("node"), request.getfixturevalue("helm"),
+                   request.getfixturevalue("chart"), request.getfixturevalue("postgres"),
+                   request.getfixturevalue("s3"), request.getfixturevalue("built_images"),
+                   tmp_path_factory.mktemp("e2e")) as release:
+        yield release
