@@ -38,6 +38,14 @@ def _env(pod: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env") or []}
 
 
+def _running(local: LocalRelease, images: tuple[str, ...]) -> list[str]:
+    """IDs of containerd's running containers of these images, as `ctr` lists them."""
+    ours = {line.split()[0] for line in local.node.ctr("containers", "ls").splitlines()[1:]
+            if any(i in line for i in images)}
+    return [line.split()[0] for line in local.node.ctr("tasks", "ls").splitlines()[1:]
+            if line.split()[0] in ours and "RUNNING" in line]
+
+
 def test_an_upgrade_rolls_out_the_operator_with_the_new_value_and_keeps_the_secrets(
     cluster: Cluster, local: LocalRelease, make_clip: Clip
 ) -> None:
@@ -80,9 +88,10 @@ def test_uninstall_removes_the_release_and_keeps_the_crd_secrets_and_tasks(
     for kind in ("deployments", "replicasets", "services", "serviceaccounts", "roles",
                  "rolebindings"):
         assert get(cluster, kind, "-l", f"app.kubernetes.io/instance={RELEASE}")["items"] == []
-    # The kubelet stopped their containers: none of the api or operator images is left.
-    left = local.node.ctr("containers", "ls")
-    assert "vidconv-api" not in left and "vidconv-operator" not in left, left
+    # The kubelet stopped their containers: none of the api or operator images runs any more
+    # (stopped ones stay listed until the kubelet's container garbage collection).
+    wait(lambda: not _running(local, ("vidconv-api:", "vidconv-operator:")),
+         "their containers stopped", timeout=60)
     assert sorted(_secrets(cluster)) == secrets  # helm.sh/resource-policy: keep
     assert get(cluster, "crd", "conversiontasks.vidconv.io")["metadata"]["name"]
     assert sorted(t["metadata"]["name"] for t in get(cluster, "ct")["items"]) == tasks
