@@ -20,6 +20,7 @@ PROMISED = {
     "mpeg": ("mpeg", "mpeg2video", "mp2"),
     "wmv": ("asf", "wmv2", "wmav2"),
     "mp3": ("mp3", None, "mp3"),
+    "av1": ("mov,mp4,m4a,3gp,3g2,mj2", "av1", "aac"),
 }
 VIDEO_FORMATS = sorted(f for f, (_, video, _) in PROMISED.items() if video)
 

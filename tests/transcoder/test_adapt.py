@@ -81,6 +81,8 @@ def test_constant_frame_rates_are_chosen_from_the_average(
     ((3840, 2160), 0, 0, "mpeg", (1920, 1080)),  # MPEG-2 High level
     ((4096, 2160), 0, 0, "mpeg", (1920, 1012)),
     ((1080, 1920), 0, 0, "mpeg", (648, 1152)),
+    ((48, 36), 0, 0, "av1", (86, 64)),  # SVT-AV1 takes nothing under 64x64
+    ((1280, 720), 0, 16, "av1", (114, 64)),
 ])
 def test_output_sizes_are_even_upright_and_within_the_limits(
         size: tuple[int, int], rotation: int, max_height: int, fmt: str,

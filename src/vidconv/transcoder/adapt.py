@@ -18,6 +18,7 @@ trying: which streams, then per stream the filters that make it acceptable.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from fractions import Fraction
@@ -106,7 +107,8 @@ def subtitle_args(profile: Profile, info: MediaInfo) -> list[str]:
 
 
 def output_size(video: VideoStream, max_height: int, codec: Codec) -> tuple[int, int]:
-    """Even sides, never upscaled, within ``max_height`` and the codec's limits, aspect kept."""
+    """Even sides within ``max_height`` and the codec's limits, aspect kept; scaled up only to
+    a codec's minimum size."""
     width, height = video.display_size
     scale = 1.0
     if max_height and height > max_height:
@@ -115,9 +117,15 @@ def output_size(video: VideoStream, max_height: int, codec: Codec) -> tuple[int,
         scale = codec.max_width / width
     if codec.max_height and height * scale > codec.max_height:
         scale = codec.max_height / height
+    if codec.min_width and width * scale < codec.min_width:
+        scale = codec.min_width / width
+    if codec.min_height and height * scale < codec.min_height:
+        scale = codec.min_height / height
     if scale == 1.0:
         return max(2, width // 2 * 2), max(2, height // 2 * 2)
-    return max(2, round(width * scale / 2) * 2), max(2, int(height * scale) // 2 * 2)
+    if scale > 1.0:  # up to the codec's minimum: round up, never below it
+        return math.ceil(width * scale / 2) * 2, math.ceil(height * scale / 2) * 2
+    return max(2, round(width * scale / 2) * 2), max(2, int(height * scale + 1e-6) // 2 * 2)
 
 
 def choose_rate(rate: float | None, allowed: tuple[Fraction, ...]) -> Fraction:
