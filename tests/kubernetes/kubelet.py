@@ -23,17 +23,14 @@ What the sandbox needs, and why (see README):
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +38,9 @@ from typing import Any
 
 import yaml
 
+from tests.kubernetes import isolation
 from tests.kubernetes.controlplane import ControlPlane, Process, control_plane
+from tests.kubernetes.isolation import CgroupTree, Network, run
 from tests.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,12 +51,6 @@ POD_CIDR = "10.244.0.0/24"  # inside the node's namespace only: every node may u
 CNI_BIN = Path("/usr/lib/cni")
 TOOLS = ("containerd", "containerd-shim-runc-v2", "runc", "ctr", "nsenter", "unshare", "ip",
          "iptables", "conntrack")
-# What the kubelet sets at start unless already so (pkg/kubelet/cm: setupKernelTunables).
-KERNEL_TUNABLES = {"vm/overcommit_memory": "1", "vm/panic_on_oom": "0", "kernel/panic": "10",
-                   "kernel/panic_on_oops": "1", "kernel/keys/root_maxkeys": "1000000",
-                   "kernel/keys/root_maxbytes": "25000000"}
-CGROUP = Path("/sys/fs/cgroup")
-
 
 def missing() -> str | None:
     """Why a node can't run here, or None."""
@@ -70,154 +63,6 @@ def missing() -> str | None:
         return (f"{', '.join(absent)} not found (apt-get install containerd runc "
                 "containernetworking-plugins iptables conntrack)")
     return None
-
-
-def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip() or done.stdout.strip()}")
-    return done
-
-
-def _free_subnet() -> ipaddress.IPv4Network:
-    """A /30 in 10.213.0.0/16 no address of this machine is in (other nodes may run)."""
-    used = _run("ip", "-4", "-o", "addr").stdout
-    candidates = list(ipaddress.IPv4Network("10.213.0.0/16").subnets(new_prefix=30))
-    random.shuffle(candidates)
-    for net in candidates:
-        if f" {net[1]}/" not in used and f" {net[2]}/" not in used:
-            return net
-    raise RuntimeError("no free /30 in 10.213.0.0/16")
-
-
-@dataclass
-class Network:
-    """The node's network and mount namespaces and its veth pair."""
-
-    id: str
-    root: Path
-    subnet: ipaddress.IPv4Network = field(default_factory=_free_subnet)
-
-    @property
-    def host_ip(self) -> str:
-        return str(self.subnet[1])
-
-    @property
-    def node_ip(self) -> str:
-        return str(self.subnet[2])
-
-    @property
-    def netns(self) -> Path:
-        return Path("/run/netns") / f"vidconv-{self.id}"
-
-    @property
-    def mntns(self) -> Path:
-        return self.root / "mnt.ns"
-
-    @property
-    def host_link(self) -> str:
-        return f"vc{self.id}"[:15]
-
-    def up(self) -> None:
-        name = self.netns.name
-        _run("ip", "netns", "add", name)
-        _run("ip", "link", "add", self.host_link, "type", "veth", "peer", "name", "eth0",
-             "netns", name)
-        _run("ip", "addr", "add", f"{self.host_ip}/30", "dev", self.host_link)
-        _run("ip", "link", "set", self.host_link, "up")
-        for argv in (["ip", "addr", "add", f"{self.node_ip}/30", "dev", "eth0"],
-                     ["ip", "link", "set", "eth0", "up"], ["ip", "link", "set", "lo", "up"],
-                     # Pods' traffic is routed through the node: to Services and the host.
-                     ["sysctl", "-q", "-w", "net.ipv4.ip_forward=1"],
-                     ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"]):
-            _run("nsenter", f"--net={self.netns}", *argv)
-        # A mount namespace of the node's own, kept by a bind mount of its nsfs file.
-        self.mntns.touch()
-        _run("unshare", f"--mount={self.mntns}", "--propagation", "private", "true")
-        # The kubelet's kernel tunables, read as already set (never written to the machine).
-        for path, value in KERNEL_TUNABLES.items():
-            fake = self.root / "sysctl" / path.replace("/", ".")
-            fake.parent.mkdir(exist_ok=True)
-            fake.write_text(value + "\n")
-            _run("nsenter", f"--mount={self.mntns}", "mount", "--bind", str(fake),
-                 f"/proc/sys/{path}")
-
-    def enter(self, argv: list[str]) -> list[str]:
-        return ["nsenter", f"--net={self.netns}", f"--mount={self.mntns}", *argv]
-
-    def down(self) -> None:
-        _run("ip", "link", "del", self.host_link, check=False)
-        _run("ip", "netns", "del", self.netns.name, check=False)
-        _run("umount", str(self.mntns), check=False)
-
-
-class CgroupTree:
-    """``/vidconv-node-<id>`` in every cgroup v1 hierarchy: the kubelet's cgroupRoot, and where
-    containerd (so its shims and containers) and the kubelet run."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.hierarchies = [p for p in CGROUP.iterdir()
-                            if p.is_dir() and (p / "cgroup.procs").exists()
-                            and p.name != "unified"]
-
-    def create(self) -> None:
-        for h in self.hierarchies:
-            (h / self.name / "node").mkdir(parents=True, exist_ok=True)
-            if h.name == "cpuset":  # a new cpuset has no CPUs or memory nodes until given some
-                for d in (h / self.name, h / self.name / "node"):
-                    for f in ("cpuset.cpus", "cpuset.mems"):
-                        (d / f).write_text((d.parent / f).read_text())
-
-    def wrap(self, argv: list[str]) -> list[str]:
-        """argv run inside ``<tree>/node`` of every hierarchy."""
-        procs = " ".join(str(h / self.name / "node" / "cgroup.procs") for h in self.hierarchies)
-        return ["sh", "-c", f'for f in {procs}; do echo $$ > "$f"; done; exec "$@"', "sh", *argv]
-
-    def pids(self) -> set[int]:
-        found: set[int] = set()
-        for h in self.hierarchies:
-            for procs in (h / self.name).rglob("cgroup.procs"):
-                try:
-                    found |= {int(p) for p in procs.read_text().split()}
-                except OSError:
-                    pass
-        return found
-
-    def kill(self, reap: Callable[[], object], timeout: float = 20) -> None:
-        """SIGKILL everything in the tree (thawing a frozen cgroup first) until it is empty;
-        ``reap`` waits for the ones that are our own children (a zombie stays listed)."""
-        deadline = time.monotonic() + timeout
-        freezer = CGROUP / "freezer" / self.name
-        while (pids := self.pids()) and time.monotonic() < deadline:
-            for state in freezer.rglob("freezer.state") if freezer.exists() else ():
-                try:
-                    state.write_text("THAWED")
-                except OSError:
-                    pass
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.1)
-            reap()
-
-    def remove(self) -> None:
-        for h in self.hierarchies:
-            top = h / self.name
-            if not top.exists():
-                continue
-            for d in sorted((p for p in top.rglob("*") if p.is_dir()),
-                            key=lambda p: len(p.parts), reverse=True):
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
-            try:
-                top.rmdir()
-            except OSError:
-                pass
 
 
 def _kubeconfig(path: Path, cp: ControlPlane, server: str, cert: tuple[Path, Path]) -> Path:
@@ -255,9 +100,9 @@ class Node:
     def expose(self, port: int) -> str:
         """``host_ip:port`` carried to ``127.0.0.1:port`` (a server of the tests) for pods."""
         if port not in self.forwarders:
-            proc = subprocess.Popen(
+            proc = subprocess.Popen(self.cgroups.wrap(
                 [sys.executable, "-m", "tests.kubernetes.forward",
-                 f"{self.net.host_ip}:{port}", f"127.0.0.1:{port}"],
+                 f"{self.net.host_ip}:{port}", f"127.0.0.1:{port}"]),
                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             assert proc.stdout is not None
             if proc.stdout.readline().strip() != b"listening":
@@ -314,7 +159,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         return config
 
     def ctr(self, *args: str) -> str:
-        return _run("ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args).stdout
+        return run("ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args).stdout
 
     def load(self, image: str, as_name: str | None = None) -> None:
         """Copy an image from the buildah store into containerd's (``k8s.io``) under the name a
@@ -322,7 +167,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         target = as_name or image
         archive = self.root / "image.tar"
         try:
-            _run(str(BUILDAH), "push", "--quiet", image, f"docker-archive:{archive}:{target}")
+            run(str(BUILDAH), "push", "--quiet", image, f"docker-archive:{archive}:{target}")
             self.ctr("images", "import", str(archive))
         finally:
             archive.unlink(missing_ok=True)
@@ -346,13 +191,14 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
     def start(self) -> Node:
         self.root.joinpath("containerd").mkdir(parents=True)
+        isolation.claim(self.net.id, self.net.root)
         self.net.up()
-        self.expose(self.cp.port)
         self.cgroups.create()
-        sandbox = _run(str(PAUSE)).stdout.strip().splitlines()[-1]
+        self.expose(self.cp.port)
+        sandbox = run(str(PAUSE)).stdout.strip().splitlines()[-1]
         config = self._containerd_config(sandbox)
         self._process("containerd", ["containerd", "--config", str(config)])
-        self._wait("containerd", lambda: _run("ctr", "--address", str(self.socket), "version",
+        self._wait("containerd", lambda: run("ctr", "--address", str(self.socket), "version",
                                              check=False).returncode == 0)
         self.load(sandbox)
         self._kubelet()
@@ -440,6 +286,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         self.cgroups.kill(lambda: [p.proc.poll() for p in self.processes.values() if p.proc])
         self.net.down()
         self.cgroups.remove()
+        isolation.release(self.net.id)
 
 
     def wait_ready(self, timeout: float = 90) -> None:
@@ -462,6 +309,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 @contextmanager
 def node(cp: ControlPlane, network: Network) -> Iterator[Node]:
     """A node registered with ``cp``, whose API server advertises ``network.host_ip``."""
+    isolation.reap_orphans()
     n = Node(cp, network, network.root / "node", CgroupTree(f"vidconv-node-{network.id}"))
     try:
         yield n.start()
@@ -492,11 +340,11 @@ def cluster(images: Sequence[str], crd: Path) -> Iterator[Node]:
     with control_plane(advertise=net.host_ip,
                        more_controllers=("node-lifecycle-controller",)) as cp:
         kubectl = [str(cp.kubectl_path), "--kubeconfig", str(cp.root / "admin.kubeconfig")]
-        _run(*kubectl, "apply", "--server-side", "-f", str(crd))
+        run(*kubectl, "apply", "--server-side", "-f", str(crd))
         with node(cp, net) as n:
             for image in images:
                 n.load(image, f"docker.io/library/{pod_image(image)}")
-            _run(*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
+            run(*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
                  f"-f={crd}")
             n.wait_ready()
             yield n
