@@ -54,3 +54,11 @@ def cluster(request: pytest.FixtureRequest) -> Cluster:
         url=os.environ.get("VIDCONV_E2E_URL", "http://localhost").rstrip("/"),
     )
 
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A cluster's waits (image pulls, rollouts, here the node and `helm install` in the first
+    test's set-up) outlast the suite's 300 s per test: 15 minutes for each end-to-end test."""
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(900))
