@@ -163,14 +163,18 @@ class LocalExecutor:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            await asyncio.wait_for(proc.wait(), GRACE_SECONDS)
+            async with asyncio.timeout(GRACE_SECONDS):
+                await proc.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
 
     async def _worker(self) -> None:
-        while True:
+        # asyncio.timeout, never wait_for: on Python 3.11 wait_for swallows a cancel that comes
+        # as its awaitable finishes (a transcoder ending as stop() cancels its worker), and the
+        # worker would wait on the queue for ever; the _stopping check is the backstop.
+        while not self._stopping:
             task_id = await self._queue.get()
             self._queued.discard(task_id)
             done = self._active[task_id] = asyncio.Event()
@@ -248,9 +252,8 @@ class LocalExecutor:
             stderr_task = asyncio.create_task(_tail(proc.stderr))
             result: Result | None
             try:
-                result = await asyncio.wait_for(
-                    self._follow(task.id, proc), self.settings.transcode_timeout_seconds
-                )
+                async with asyncio.timeout(self.settings.transcode_timeout_seconds):
+                    result = await self._follow(task.id, proc)
             except TimeoutError:
                 await self._terminate(proc)
                 result = Result.failure("timeout", "the conversion took longer than "
