@@ -228,3 +228,9 @@ class Runtime:
 
     def close(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
+        # runc removes each container's cgroup, not their parent (another run may still use it).
+        for parent in Path("/sys/fs/cgroup").glob("*/vidconv-images"):
+            try:
+                parent.rmdir()
+            except OSError:
+                pass

@@ -1,6 +1,6 @@
 """Generated files of the kinds people upload: cameras, phones, broadcast, editing, archives.
 
-Each family is 1 s of lavfi test pattern and tone, small, in the container and codecs that kind
+Each family is 1 s of lavfi test pattern and tone, 160x120, in the container and codecs that kind
 of file has, with the trait that makes it hard to convert (5.1 audio, 96 kHz, 10-bit 4:2:2,
 4:4:4, interlacing, rotation, variable frame rate, audio starting late, odd sizes, alpha,
 subtitles, cover art, timecode tracks). Made once per test session.
@@ -17,7 +17,7 @@ from tests.conftest import ffmpeg_path
 QUIET = ("-hide_banner", "-loglevel", "error", "-y")
 
 
-def _video(size: str = "320x240", rate: int = 25, seconds: float = 1.0) -> list[str]:
+def _video(size: str = "160x120", rate: int = 25, seconds: float = 1.0) -> list[str]:
     return ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={seconds}"]
 
 
@@ -36,7 +36,7 @@ class Family:
     audio: bool = True
     channels: int = 1
     sample_rate: int = 48000
-    size: tuple[int, int] = (320, 240)  # as displayed: what the output should have
+    size: tuple[int, int] = (160, 120)  # as displayed: what the output should have
     then: tuple[str, ...] = ()  # a second pass over the file (e.g. rotation metadata)
     needs: str = ""  # "imageio": decoded only by the imageio-ffmpeg build (ffmpeg 8+)
     subtitles: bool = False
@@ -67,16 +67,16 @@ VIDEO_FAMILIES = [
     Family("xdcam-mxf", "mxf", (*_video(), *_audio()),
            ("-c:v", "mpeg2video", "-pix_fmt", "yuv422p", "-b:v", "5M", "-c:a", "pcm_s24le",
             "-shortest"), traits=("MPEG-2 4:2:2",)),
-    Family("dnxhd-mxf", "mxf", (*_video(), *_audio()),
+    Family("dnxhd-mxf", "mxf", (*_video("256x144"), *_audio()),  # DNxHR: 256x120 or more
            ("-c:v", "dnxhd", "-profile:v", "dnxhr_lb", "-pix_fmt", "yuv422p",
-            "-c:a", "pcm_s16le", "-shortest")),
+            "-c:a", "pcm_s16le", "-shortest"), size=(256, 144)),
     Family("prores-mov", "mov", (*_video(), *_audio(96000)),
            ("-c:v", "prores_ks", "-profile:v", "3", "-pix_fmt", "yuv422p10le",
             "-c:a", "pcm_s24le", "-timecode", "01:00:00:00", "-shortest"),
            sample_rate=96000, traits=("10-bit 4:2:2", "96 kHz", "timecode track")),
-    Family("dnxhd-mov", "mov", (*_video(), *_audio()),
+    Family("dnxhd-mov", "mov", (*_video("256x144"), *_audio()),
            ("-c:v", "dnxhd", "-profile:v", "dnxhr_hq", "-pix_fmt", "yuv422p", "-c:a", "aac",
-            "-shortest")),
+            "-shortest"), size=(256, 144)),
     Family("ffv1-mkv", "mkv", (*_video(), *_audio(44100, "7.1")),
            ("-c:v", "ffv1", "-pix_fmt", "yuv444p10le", "-c:a", "flac", "-shortest"),
            channels=8, sample_rate=44100, traits=("10-bit 4:4:4", "7.1 FLAC")),
@@ -104,10 +104,10 @@ VIDEO_FAMILIES = [
     # A portrait phone video: rotation metadata, variable frame rate (frames dropped), audio
     # starting 0.3 s late and running 0.8 s past the last frame.
     Family("phone-mp4", "mp4",
-           (*_video("320x240", 30), "-itsoffset", "0.3", *_audio(48000, "stereo", 1.5)),
+           (*_video("160x120", 30), "-itsoffset", "0.3", *_audio(48000, "stereo", 1.5)),
            ("-vf", "select='not(mod(n,4))+lt(n,10)'", "-fps_mode", "vfr", "-c:v", "libx264",
             "-pix_fmt", "yuv420p", "-c:a", "aac"),
-           channels=2, size=(240, 320),
+           channels=2, size=(120, 160),
            then=("-c", "copy", "-metadata:s:v:0", "rotate=90"),
            traits=("rotation", "variable frame rate", "late audio", "audio outlasts video")),
     Family("subtitled-mkv", "mkv", (*_video(), *_audio()),
@@ -115,7 +115,7 @@ VIDEO_FAMILIES = [
            subtitles=True, then=("-i", "SUBS", "-map", "0", "-map", "1", "-c", "copy",
                                  "-c:s", "srt")),
     # The video stops 0.8 s before the input's end: the audio runs on silent.
-    Family("long-video-mp4", "mp4", (*_video("320x240", 25, 1.6), *_audio(48000, "mono", 0.8)),
+    Family("long-video-mp4", "mp4", (*_video("160x120", 25, 1.6), *_audio(48000, "mono", 0.8)),
            ("-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"),
            traits=("video outlasts audio",)),
 ]

@@ -10,7 +10,10 @@ where the container has them, and both streams starting and ending together.
 from __future__ import annotations
 
 import functools
+import os
 import subprocess
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import pytest
 
 from tests.media import ffprobe, streams
 from tests.transcoder.families import AUDIO_FAMILIES, VIDEO_FAMILIES, Family, make
-from tests.transcoder.helpers import PROMISED, VIDEO_FORMATS, transcode
+from tests.transcoder.helpers import PROMISED, VIDEO_FORMATS, Run, transcode, transcoder_env
 
 SURROUND = {"mp4", "mkv", "mov", "webm", "av1"}  # AAC, Opus (mapping family 1): 5.1 / 7.1
 SUBTITLES = {"mp4": "mov_text", "mov": "mov_text", "mkv": "subrip", "webm": "webvtt",
@@ -35,6 +38,36 @@ LOW_RATES = {"avi": {8000: 32000, 22050: 32000}, "mpeg": {8000: 32000, 22050: 32
 @pytest.fixture(scope="session")
 def family_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("families")
+
+
+Converted = tuple[Path, Run, Path, Path]  # source, the transcoder's run, output, its scratch
+
+
+@pytest.fixture(scope="session")
+def converted(family_dir: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> Callable[[Family, str], Converted]:
+    """A family's conversions into all its targets, made the first time one is asked for,
+    as many at once as there are cores (each transcoder is a process of its own)."""
+    done: dict[str, dict[str, Converted]] = {}
+
+    def get(family: Family, fmt: str) -> Converted:
+        if family.name not in done:
+            source = _source(family, family_dir)
+            folder = tmp_path_factory.mktemp(family.name)
+
+            def one(target: str) -> tuple[str, Converted]:
+                scratch = folder / f"scratch-{target}"
+                scratch.mkdir()
+                out = folder / f"out.{target}"
+                run = transcode(source, out, target, env=transcoder_env(scratch))
+                return target, (source, run, out, scratch)
+
+            targets = [t for f, t in CASES if f.name == family.name]
+            with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+                done[family.name] = dict(pool.map(one, targets))
+        return done[family.name][fmt]
+
+    return get
 
 
 def _source(family: Family, folder: Path) -> Path:
@@ -74,13 +107,11 @@ CASES = [(f, fmt) for f in VIDEO_FAMILIES for fmt in VIDEO_FORMATS + ["mp3"] * f
 @pytest.mark.parametrize(("family", "fmt"), CASES,
                          ids=[f"{f.name}-{fmt}" for f, fmt in CASES])
 def test_every_input_family_converts_into_every_target(
-        family: Family, fmt: str, family_dir: Path, tmp_path: Path,
-        env: dict[str, str]) -> None:
-    source = _source(family, family_dir)
-    out = tmp_path / f"out.{fmt}"
-    run = transcode(source, out, fmt, env=env)
+        family: Family, fmt: str, converted: Callable[[Family, str], Converted]) -> None:
+    source, run, out, scratch = converted(family, fmt)
     assert run.returncode == 0, run.stdout + run.stderr[-3000:]
     assert run.result["status"] == "ok"
+    assert list(scratch.iterdir()) == []
 
     container, vcodec, acodec = PROMISED[fmt]
     info = ffprobe(out)
