@@ -11,7 +11,9 @@ from starlette.testclient import TestClient
 
 from tests.api.conftest import MakeSettings, open_client
 from tests.api.helpers import Api
+from tests.media import wreck_mp4
 from vidconv.db.models import Task
+from vidconv.transcoder.diagnose import MESSAGES
 
 Clip = Callable[..., Path]
 
@@ -187,6 +189,16 @@ def test_non_video_upload_ends_in_failure_with_a_clear_error(api: Api) -> None:
     assert task["result"] == task["error"]
     r = api.client.get(f"/api/download?task_id={task['task_id']}", headers=api.auth)
     assert r.status_code == 409
+
+
+def test_a_damaged_video_fails_with_a_sentence_and_keeps_ffmpegs_words_for_operators(
+        api: Api, make_clip: Clip, tmp_path: Path) -> None:
+    clip = make_clip(3.0, 160, 120, extra=("-g", "12", "-movflags", "+faststart"))
+    wreck = wreck_mp4(clip, tmp_path / "holiday.mp4")
+    task = api.wait(api.submit(wreck, "webm"))
+    assert (task["state"], task["error_code"]) == ("FAILURE", "corrupt_input")
+    assert task["error"] == MESSAGES["corrupt_input"] and "@ 0x" not in task["error"]
+    assert "Invalid data found" in task["error_detail"]
 
 
 def test_another_users_task_is_404_everywhere(client: TestClient, make_clip: Clip) -> None:

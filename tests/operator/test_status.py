@@ -72,6 +72,15 @@ def test_failures_say_why(reason: str, expected: str, text: str, final: bool) ->
     assert patch["errorCode"] == ("timeout" if expected == "DeadlineExceeded" else "x")
 
 
+def test_ffmpegs_words_travel_to_the_status_for_operators() -> None:
+    said = "[h264 @ 0x5] Invalid NAL unit size\nError while decoding stream #0:0"
+    pods = [_pod(2, json.dumps({"status": "error", "error": "The input is damaged.",
+                                "code": "corrupt_input", "detail": said}))]
+    outcome = job_outcome(_job([("FailureTarget", "PodFailurePolicy")], failed=1), pods)
+    patch = status_patch(outcome, {"phase": "Running"})
+    assert patch["message"] == "The input is damaged." and patch["errorDetail"] == said
+
+
 def test_attempts_count_the_pods_the_job_controller_has_not_counted_yet() -> None:
     # As a real Job controller reports it: FailureTarget while the last failed pod is uncounted.
     job = _job([("FailureTarget", "BackoffLimitExceeded")], failed=2,

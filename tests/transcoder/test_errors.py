@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ffmpeg_path
-from tests.media import ffprobe
+from tests.media import ffprobe, wreck_mp4
 from tests.transcoder.helpers import PROMISED, transcode
 from vidconv.transcoder.diagnose import MESSAGES, classify
 
@@ -99,13 +99,7 @@ def clean_ts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def wrecked_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MP4 whose index is whole (it says 3 s) but whose media data is noise after 1/5."""
     clip = _clip(tmp_path_factory.mktemp("wreck") / "clean.mp4", "-movflags", "+faststart")
-    data = bytearray(clip.read_bytes())
-    media = data.index(b"mdat") + 4
-    cut = media + (len(data) - media) // 5
-    data[cut:] = random.Random(7).randbytes(len(data) - cut)
-    wreck = clip.with_name("wreck.mp4")
-    wreck.write_bytes(bytes(data))
-    return wreck
+    return wreck_mp4(clip, clip.with_name("wreck.mp4"))
 
 
 @pytest.mark.parametrize("fmt", sorted(PROMISED))

@@ -311,6 +311,8 @@ class TaskDetail(Out):
     finished_at: str | None = Field(json_schema_extra={"format": "date-time"})
     error: str | None
     error_code: str | None
+    error_detail: str | None = Field(
+        description="FAILURE: what the tools said (ffmpeg's last lines), for operators")
     attempts: int
     input_size: int | None
     input_duration: float | None

@@ -20,6 +20,7 @@ from vidconv.contract import Result
 from vidconv.db.models import Task, TaskState, utcnow
 
 _UNFINISHED = (TaskState.PENDING.value, TaskState.STARTED.value)
+MAX_DETAIL = 4000  # the end of what ffmpeg said is where its reason is
 
 
 def _update_unfinished(
@@ -104,6 +105,7 @@ def record_success(
         "output_duration": output_duration,
         "error": None,
         "error_code": None,
+        "error_detail": None,
         "finished_at": at or utcnow(),
     }
     if input_duration is not None:
@@ -117,6 +119,7 @@ def record_failure(
     *,
     error: str,
     code: str = "error",
+    detail: str | None = None,
     at: datetime | None = None,
 ) -> bool:
     return _update_unfinished(
@@ -126,6 +129,7 @@ def record_failure(
             "status": TaskState.FAILURE.value,
             "error": error[:2000],
             "error_code": code[:64],
+            "error_detail": detail[-MAX_DETAIL:] if detail else None,
             "finished_at": at or utcnow(),
         },
     )
@@ -154,4 +158,5 @@ def record_result(sessions: sessionmaker[Session], task_id: str, result: Result)
         task_id,
         error=result.error or "the conversion failed",
         code=result.code or "error",
+        detail=result.detail,
     )

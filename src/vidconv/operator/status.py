@@ -158,6 +158,8 @@ def status_patch(outcome: Outcome, current: Mapping[str, Any]) -> dict[str, Any]
         patch["reason"] = outcome.reason
         if outcome.code:
             patch["errorCode"] = outcome.code
+        if outcome.result.detail:
+            patch["errorDetail"] = outcome.result.detail[-updates.MAX_DETAIL:]
         patch["conditions"] = [{
             "type": "Ready" if outcome.phase is Phase.SUCCEEDED else "Failed",
             "status": "True",
@@ -237,6 +239,7 @@ def mirror_status(
         updates.record_failure(
             sessions, task_id, error=str(status.get("message") or "the conversion failed"),
             code=str(status.get("errorCode") or status.get("reason") or "error"),
+            detail=str(status.get("errorDetail") or "") or None,
             at=_time(status.get("completedAt")),
         )
     elif phase is Phase.CANCELLED:

@@ -273,6 +273,10 @@ class LocalExecutor:
             reason = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
             result = Result.failure("crashed", f"the transcoder ended ({reason}) without a "
                                     f"result: {stderr.strip()[-500:] or 'no output'}")
+        if not result.ok:
+            # ffmpeg's own words are for operators: the log (and the row's error_detail).
+            log.warning("task %s: attempt failed (%s): %s%s", task.id, result.code, result.error,
+                        f"\n{result.detail}" if result.detail else "")
         if not result.ok and rc == contract.EXIT_RETRYABLE and not last:
             return "retry"
         await self._db(updates.record_result, self.sessions, task.id, result)

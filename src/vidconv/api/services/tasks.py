@@ -111,6 +111,7 @@ def detail(task: Task) -> dict[str, Any]:
         "finished_at": _iso(task.finished_at),
         "error": task.error,
         "error_code": task.error_code,
+        "error_detail": task.error_detail,
         "attempts": task.attempts,
         "input_size": task.input_size,
         "input_duration": task.input_duration,
