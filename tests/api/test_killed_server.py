@@ -48,6 +48,9 @@ def _transcoders(task_id: str) -> dict[int, str]:
     table = _processes()
     found = {pid: state for pid, (_, state, cmd) in table.items()
              if "vidconv.transcoder" in cmd and f"/{task_id}/" in cmd and state != "Z"}
+    # A transcoder's child between fork and exec (its ffprobe or ffmpeg about to start) still
+    # shows the transcoder's command line: it is not a second transcoder.
+    found = {pid: state for pid, state in found.items() if table[pid][0] not in found}
     found |= {pid: "ffmpeg" for pid, (ppid, state, cmd) in table.items()
               if ppid in found and "ffmpeg" in cmd and state != "Z"}
     return found
