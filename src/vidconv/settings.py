@@ -57,6 +57,22 @@ class Settings:
     # addresses: no SSRF into the host network), "any", or "off".
     url_inputs: str = "public"
 
+    # Webhooks (a task's callback_url). Deliveries go out from every API process.
+    # "public": only hosts that resolve to global addresses (checked at every attempt), as URL
+    # inputs; "any": no address check (trusted networks, tests).
+    webhook_urls: str = "public"
+    # An HTTP egress proxy every delivery goes through (e.g. smokescreen); empty: direct.
+    webhook_proxy: str = ""
+    # Keys the users' signing secrets are encrypted with in the database, comma-separated (the
+    # first encrypts, all decrypt: add a new one in front to rotate). Empty: derived from the
+    # JWT secret, which every API replica shares already.
+    webhook_key: str = ""
+    webhook_timeout_seconds: float = 10.0  # one attempt, connect to last byte
+    webhook_retry_hours: float = 24.0  # retries stop this long after the event (or a redeliver)
+    webhook_backoff_seconds: float = 30.0  # the first retry's delay; doubles up to the cap
+    webhook_backoff_max_seconds: float = 3600.0
+    webhook_poll_seconds: float = 1.0  # how often each API process looks for due deliveries
+
     # Transcoder
     ffmpeg: str = ""  # path to ffmpeg; empty: PATH, then imageio-ffmpeg's binary
     scratch_dir: str = ""  # empty: the system temp dir

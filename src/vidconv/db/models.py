@@ -1,4 +1,4 @@
-"""The two tables vidconv keeps: users and their conversion tasks."""
+"""vidconv's tables: users, their conversion tasks, and the webhook outbox with its log."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -23,6 +33,16 @@ def name_key(username: str) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """A stored time with its zone: SQLite hands back naive datetimes; we store UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time as ISO 8601 in UTC."""
+    return None if value is None else aware(value).isoformat()
 
 
 class TaskState(StrEnum):
@@ -55,6 +75,15 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(254), unique=True, index=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Webhooks: the default callback of new tasks, and the signing secret (encrypted: see
+    # vidconv.api.webhooks.secrets). After a rotation the previous secret signs too for a while.
+    callback_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    webhook_secret: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_secret_created_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True)
+    webhook_secret_previous: Mapped[str | None] = mapped_column(Text, nullable=True)
+    webhook_secret_previous_until: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True)
 
 
 class Task(Base):
@@ -85,3 +114,54 @@ class Task(Base):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    callback_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"  # due at next_attempt_at
+    DELIVERED = "delivered"  # a 2xx came back
+    FAILED = "failed"  # refused by the receiver (4xx), by our address rules, or retried out
+
+
+class WebhookEvent(Base):
+    """One event per end state of a task with a callback: the outbox row and its delivery state.
+
+    Written in the transaction of the end state (``vidconv.db.updates``); no foreign key to the
+    task, so a deleted task's REVOKED event is still sent.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (UniqueConstraint("task_id", "state", name="uq_webhook_events_task_state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    task_id: Mapped[str] = mapped_column(String(32), index=True)
+    owner_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(2048))
+    payload: Mapped[str] = mapped_column(Text)  # the exact body every attempt sends
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True)
+    # Retries go on for settings.webhook_retry_hours from here: the event, or the last redeliver.
+    retry_from: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The dispatcher that is sending it now, and until when the others leave it alone.
+    lease_owner: Mapped[str | None] = mapped_column(String(96), nullable=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One try at sending an event: what came back, how long it took, or what went wrong."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("webhook_events.id", ondelete="CASCADE"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)

@@ -5,6 +5,8 @@ ConversionTask's status. Each is safe to repeat (a replayed watch event, a retri
 never moves a finished task back: once SUCCESS, FAILURE or REVOKED, a row only changes by deletion.
 Each is a single UPDATE whose WHERE clause holds its conditions, so a row deleted meanwhile (the
 user deleted the task while a worker reports on it) is a normal outcome: the write returns False.
+An end state (SUCCESS, FAILURE, REVOKED) also writes the task's webhook event into the outbox
+(``vidconv.db.outbox``), in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,23 +19,29 @@ from sqlalchemy import case, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.contract import Result
+from vidconv.db import outbox
 from vidconv.db.models import Task, TaskState, utcnow
 
 _UNFINISHED = (TaskState.PENDING.value, TaskState.STARTED.value)
 MAX_DETAIL = 4000  # the end of what ffmpeg said is where its reason is
 
 
-def _update_unfinished(
-    sessions: sessionmaker[Session], task_id: str, values: Mapping[str, Any]
-) -> bool:
-    """Apply ``values`` to the task if it is not finished; True when a row changed."""
+def _finish(sessions: sessionmaker[Session], task_id: str, values: Mapping[str, Any]) -> bool:
+    """Write an end state if the task is not finished; True when a row changed.
+
+    The task's webhook event (if it has a callback) is written in the same transaction: only
+    the one write that finishes the row inserts it, however many writers race or retry.
+    """
     with sessions.begin() as session:
         result = session.execute(
             update(Task)
             .where(Task.id == task_id, Task.status.in_(_UNFINISHED))
             .values(**values)
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        if not result.rowcount:  # type: ignore[attr-defined]
+            return False
+        outbox.enqueue(session, task_id)
+        return True
 
 
 def record_started(
@@ -110,7 +118,7 @@ def record_success(
     }
     if input_duration is not None:
         values["input_duration"] = input_duration
-    return _update_unfinished(sessions, task_id, values)
+    return _finish(sessions, task_id, values)
 
 
 def record_failure(
@@ -122,7 +130,7 @@ def record_failure(
     detail: str | None = None,
     at: datetime | None = None,
 ) -> bool:
-    return _update_unfinished(
+    return _finish(
         sessions,
         task_id,
         {
@@ -136,7 +144,7 @@ def record_failure(
 
 
 def record_revoked(sessions: sessionmaker[Session], task_id: str) -> bool:
-    return _update_unfinished(
+    return _finish(
         sessions,
         task_id,
         {"status": TaskState.REVOKED.value, "finished_at": utcnow()},

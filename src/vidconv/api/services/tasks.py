@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -10,7 +9,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import formats, storage
 from vidconv.api.services.errors import Invalid, NotFound
-from vidconv.db.models import Task, TaskState
+from vidconv.db import outbox
+from vidconv.db.models import Task, TaskState, iso
 
 # Form fields that are not conversion options.
 RESERVED_FIELDS = {"file", "fileName", "conversion_type", "newFormat", "options"}
@@ -72,16 +72,11 @@ def find_previous_upload(sessions: sessionmaker[Session], owner: str, ref: str) 
 
 
 def delete_row(sessions: sessionmaker[Session], task_id: str) -> None:
+    """The task goes, and with it its delivery log; an event still pending (a running task's
+    REVOKED, written as it was stopped) is still sent."""
     with sessions.begin() as session:
         session.execute(delete(Task).where(Task.id == task_id))
-
-
-def _iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; we store UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+        outbox.forget_finished(session, task_id)
 
 
 def download_name(task: Task) -> str:
@@ -106,9 +101,9 @@ def detail(task: Task) -> dict[str, Any]:
         "options": task.options or {},
         "file_name": task.original_filename,
         "progress": round(task.progress, 1),
-        "created_at": _iso(task.created_at),
-        "started_at": _iso(task.started_at),
-        "finished_at": _iso(task.finished_at),
+        "created_at": iso(task.created_at),
+        "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at),
         "error": task.error,
         "error_code": task.error_code,
         "error_detail": task.error_detail,
@@ -117,4 +112,5 @@ def detail(task: Task) -> dict[str, Any]:
         "input_duration": task.input_duration,
         "output_size": task.output_size,
         "output_duration": task.output_duration,
+        "callback_url": task.callback_url,
     }
