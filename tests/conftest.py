@@ -13,10 +13,10 @@ from tests import servers
 from vidconv.settings import Settings
 from vidconv.transcoder.tools import locate
 
-# Fixtures of the chart (the Helm library), of the real control plane and of our images, for
-# every test tree.
+# Fixtures of the chart (the Helm library), of the real control plane, of our images and the
+# webhook receiver, for every test tree.
 pytest_plugins = ["tests.chart.fixtures", "tests.kubernetes.fixtures", "tests.images.fixtures",
-                  "tests.kubernetes.realnode", "tests.e2e.local"]
+                  "tests.kubernetes.realnode", "tests.e2e.local", "tests.receiver"]
 
 
 @pytest.fixture(scope="session")

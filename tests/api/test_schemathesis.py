@@ -21,12 +21,15 @@ import httpx
 import pytest
 
 from tests.api.helpers import PASSWORD
+from tests.receiver import Receiver, Reply
 from tests.servers import free_port, wait_for_port
 
 EXAMPLES = "40"
 
 
-def test_schemathesis_finds_no_disagreement_with_the_document(tmp_path: Path) -> None:
+def test_schemathesis_finds_no_disagreement_with_the_document(
+    tmp_path: Path, receiver: Receiver
+) -> None:
     st = Path(sys.executable).with_name("st")
     if not st.exists() and shutil.which("st") is None:
         pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
@@ -34,7 +37,12 @@ def test_schemathesis_finds_no_disagreement_with_the_document(tmp_path: Path) ->
     env = {**os.environ, "VIDCONV_PORT": str(port), "VIDCONV_DATA_DIR": str(tmp_path / "var"),
            "VIDCONV_WORKERS": "1", "VIDCONV_LOG_LEVEL": "warning",
            # The document then says no URLs, and no generated URL is ever fetched.
-           "VIDCONV_URL_INPUTS": "off", "VIDCONV_MAX_UPLOAD_BYTES": str(1024 * 1024)}
+           "VIDCONV_URL_INPUTS": "off", "VIDCONV_MAX_UPLOAD_BYTES": str(1024 * 1024),
+           # Generated callback URLs name any host: every delivery goes through an egress
+           # proxy on loopback that refuses it, so none leaves this machine (and with "any"
+           # no generated host name is even looked up).
+           "VIDCONV_WEBHOOK_URLS": "any", "VIDCONV_WEBHOOK_PROXY": receiver.url("")}
+    receiver.default = Reply(403)
     for name in ("VIDCONV_JWT_SECRET", "VIDCONV_DATABASE_URL", "VIDCONV_STORAGE"):
         env.pop(name, None)
     log = (tmp_path / "server.log").open("wb")
@@ -69,3 +77,6 @@ def test_schemathesis_finds_no_disagreement_with_the_document(tmp_path: Path) ->
     assert run.returncode == 0, run.stdout[-12000:] + run.stderr[-2000:]
     server_log = (tmp_path / "server.log").read_text(errors="replace")
     assert "Traceback" not in server_log, server_log[-4000:]
+    # What reached the proxy was asked of it as a proxy (absolute-form), never sent direct.
+    print(f"{len(receiver.requests)} deliveries reached the egress proxy")
+    assert all(r.path.startswith(("http://", "https://")) for r in receiver.requests)

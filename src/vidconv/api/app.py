@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 
 from vidconv.api.context import AppContext, build_context
 from vidconv.api.errors import EXCEPTION_HANDLERS
-from vidconv.api.routes import auth, docs, health, tasks
+from vidconv.api.routes import auth, docs, health, tasks, webhooks
 from vidconv.db.session import upgrade
 from vidconv.settings import Settings, get_settings
 from vidconv.storage import StorageError
@@ -31,9 +31,12 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
             except StorageError as exc:  # /readyz reports it; the app still starts
                 log.warning("storage not ready: %s", exc)
         await ctx.executor.start()
+        # Every API process delivers webhooks: the outbox's leases share the work out.
+        await ctx.dispatcher.start()
         try:
             yield
         finally:
+            await ctx.dispatcher.stop()
             await ctx.executor.stop()
             ctx.engine.dispose()
 
@@ -43,7 +46,7 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
-        routes=[*auth.routes, *tasks.routes, *health.routes, *docs.routes],
+        routes=[*auth.routes, *tasks.routes, *webhooks.routes, *health.routes, *docs.routes],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(ctx),
     )

@@ -1,4 +1,5 @@
-"""What every request handler needs, built once per app: settings, database, storage, executor."""
+"""What every request handler needs, built once per app: settings, database, storage, executor,
+and the webhooks' secret box and dispatcher."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidconv.api.executors.base import Executor, make_executor
 from vidconv.api.security import load_or_create_secret
 from vidconv.api.throttle import LoginThrottle
+from vidconv.api.webhooks.dispatcher import Dispatcher
+from vidconv.api.webhooks.secretbox import SecretBox
 from vidconv.db.session import make_engine, make_sessionmaker
 from vidconv.settings import Settings
 from vidconv.storage import Storage, make_storage
@@ -27,6 +30,8 @@ class AppContext:
     sessions: sessionmaker[Session]
     storage: Storage
     executor: Executor
+    box: SecretBox  # the users' webhook signing secrets, encrypted in the database
+    dispatcher: Dispatcher  # delivers the webhook outbox
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     openapi: dict[str, Any] | None = None  # the generated document, built on first request
 
@@ -56,4 +61,6 @@ def build_context(settings: Settings) -> AppContext:
     sessions = make_sessionmaker(engine)
     storage = make_storage(settings)
     executor = make_executor(settings, sessions, storage)
-    return AppContext(settings, engine, sessions, storage, executor)
+    box = SecretBox(settings)
+    return AppContext(settings, engine, sessions, storage, executor, box,
+                      Dispatcher(settings, sessions, box))

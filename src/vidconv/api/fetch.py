@@ -1,25 +1,20 @@
 """Download a task's input from an http(s) URL, guarded against SSRF and oversized bodies.
 
-Policy (``VIDCONV_URL_INPUTS``): "public" (default) accepts only http(s) URLs whose host resolves
-to global addresses only, so a user cannot make the server fetch from loopback, the private
-network or cloud metadata (169.254.169.254); "any" drops the address check (trusted networks,
-tests); "off" refuses URL inputs. Redirects are followed by hand, at most 5, each hop checked
-again (scheme and addresses). Known gap: a DNS answer may change between the check and the
-connection (rebinding); put an egress proxy in front for hostile multi-tenant setups.
+Policy (``VIDCONV_URL_INPUTS``): "public" (default) and "any" as ``vidconv.api.egress`` checks
+them; "off" refuses URL inputs. Redirects are followed by hand, at most 5, each hop checked
+again (scheme and addresses).
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import os
-import socket
 import tempfile
 from pathlib import Path
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from vidconv.api.egress import Refused, check_target
 from vidconv.api.services.errors import BadInput, TooLarge
 
 MAX_REDIRECTS = 5
@@ -31,22 +26,10 @@ def is_url(value: str) -> bool:
 
 
 async def _check_target(url: str, policy: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BadInput("only http and https URLs are accepted as input")
-    if policy == "any":
-        return
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(
-            parts.hostname, port, type=socket.SOCK_STREAM
-        )
-    except OSError:
-        raise BadInput(f"cannot resolve the host {parts.hostname!r}") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise BadInput("the URL points to a private or local address, which is not allowed")
+        await check_target(url, policy)
+    except Refused as exc:
+        raise BadInput(str(exc)) from None
 
 
 def url_filename(url: str) -> str:

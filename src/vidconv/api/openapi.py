@@ -39,9 +39,10 @@ class Operation:
 
 
 def _operations() -> list[Operation]:
-    from vidconv.api.routes import auth, docs, health, tasks
+    from vidconv.api.routes import auth, docs, health, tasks, webhooks
 
-    return [*auth.OPERATIONS, *tasks.OPERATIONS, *health.OPERATIONS, *docs.OPERATIONS]
+    return [*auth.OPERATIONS, *tasks.OPERATIONS, *webhooks.OPERATIONS, *health.OPERATIONS,
+            *docs.OPERATIONS]
 
 
 def _models(ops: list[Operation]) -> list[type[BaseModel]]:
@@ -89,6 +90,9 @@ def _multipart_form(components: dict[str, Any]) -> dict[str, Any]:
                        "of them as one JSON object in the field options, not both.",
         "properties": {
             "file": {**binary, "description": "the video"},
+            "callback_url": {"type": "string", "pattern": schemas.CALLBACK_URL_PATTERN,
+                             "maxLength": schemas.MAX_URL,
+                             "description": "where the task's end is POSTed as a signed event"},
             "fileName": {**binary, "description": "alias of file"},
             "conversion_type": fmt,
             "newFormat": {**fmt, "description": "alias of conversion_type"},
@@ -164,6 +168,31 @@ def _operation(op: Operation) -> dict[str, Any]:
     return out
 
 
+def _webhooks(components: dict[str, Any]) -> dict[str, Any]:
+    """What vidconv POSTs to a task's callback_url (OpenAPI 3.1 webhooks)."""
+    from vidconv.api.webhooks.schemas import EVENT
+    from vidconv.api.webhooks.signing import HEADER
+
+    schema = EVENT.json_schema(ref_template=REF)
+    components.update(schema.pop("$defs", {}))
+    components["TaskEvent"] = schema
+    return {"taskEnded": {"post": {
+        "summary": "A task ended (SUCCESS, FAILURE or REVOKED)",
+        "description": "Sent once per end state, retried on timeouts, connection errors, 5xx "
+                       "and 429 for up to VIDCONV_WEBHOOK_RETRY_HOURS; any 2xx acknowledges.",
+        "parameters": [
+            {"name": HEADER, "in": "header", "required": True, "schema": {"type": "string"},
+             "description": "t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>' keyed with your "
+                            "signing secret> (a second v1 during a rotation)"},
+            {"name": "vidconv-event-id", "in": "header", "required": True,
+             "schema": {"type": "string"}, "description": "the event's id, as in the body"},
+        ],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": REF.format(model="TaskEvent")}}}},
+        "responses": {"2XX": {"description": "received"}},
+    }}}
+
+
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     return [{"name": n, "in": "path", "required": True,
@@ -178,6 +207,7 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
     components: dict[str, Any] = defs["$defs"]
     components["TaskFromUpload"] = _multipart_form(components)
     components["TaskFromReference"] = _json_reference(components, settings)
+    webhooks = _webhooks(components)
     paths: dict[str, Any] = {}
     for op in ops:
         item = paths.setdefault(op.path, {})
@@ -192,6 +222,7 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
         "info": {"title": "vidconv", "version": __version__,
                  "description": "Upload a video, convert it with ffmpeg, download the result."},
         "paths": paths,
+        "webhooks": webhooks,
         "components": {
             "schemas": components,
             "responses": {

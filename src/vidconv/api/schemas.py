@@ -40,6 +40,15 @@ SPACE = r"\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufe
 FILE_NAME_PATTERN = rf"^[^/\\\x00]*[^/\\\x00{SPACE}][^/\\\x00]*$"
 URL_PATTERN = rf"^https?://[^{SPACE}/?#]+[^{SPACE}]*$"
 MAX_ID = 64
+# A webhook's callback: http(s), an ASCII host name or IPv4 address (no user:password@, no
+# fragment), a port from 1 to 65535, printable ASCII after it. Addresses are checked when
+# delivering (VIDCONV_WEBHOOK_URLS), not here: a DNS answer may change in between.
+PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+CALLBACK_URL_PATTERN = (rf"^https?://[A-Za-z0-9](?:[A-Za-z0-9.-]{{0,251}}[A-Za-z0-9])?"
+                        rf'(?::{PORT})?(?:[/?][!-"$-~]*)?$')
+MAX_URL = 2048
+CALLBACK_URL_MESSAGE = ("callback_url must be an http(s) URL with a host name or IPv4 address, "
+                        "an optional port, no credentials and no fragment")
 
 
 class Model(BaseModel):
@@ -243,12 +252,20 @@ def format_rules(container: str) -> dict[str, Any]:
 _FORMAT_MESSAGE = {"conversion_type", "newFormat"}
 
 
+def callback_url_field(default: Any = None) -> Any:
+    return Field(default, max_length=MAX_URL, pattern=CALLBACK_URL_PATTERN, description=(
+        "where the task's end (SUCCESS, FAILURE, REVOKED) is POSTed as a signed JSON event"))
+
+
 class TaskForm(Model):
     """What a task asks for, whichever way it comes (multipart fields or JSON)."""
 
     conversion_type: Format | None = None
     newFormat: Format | None = Field(None, description="alias of conversion_type")
     options: Options = Field(default_factory=Options)
+    callback_url: str | None = callback_url_field()
+
+    MESSAGES: ClassVar[dict[str, str]] = {"callback_url": CALLBACK_URL_MESSAGE}
 
     def format(self) -> str:
         if self.conversion_type and self.newFormat:
@@ -275,6 +292,7 @@ class TaskFromReference(TaskForm):
         "(public addresses only unless the server says so)"))
 
     MESSAGES: ClassVar[dict[str, str]] = {
+        **TaskForm.MESSAGES,
         "file.required": "file is required: the name of an uploaded file or an http(s) URL",
         "file": "file must be the name of one of your uploads or an http(s) URL, not a path",
     }
@@ -318,6 +336,8 @@ class TaskDetail(Out):
     input_duration: float | None
     output_size: int | None
     output_duration: float | None
+    callback_url: str | None = Field(description="where its end is POSTed (GET "
+                                     "/api/tasks/{id}/webhook lists the deliveries)")
 
 
 class ListQuery(BaseModel):

@@ -36,7 +36,7 @@ from vidconv.api.uploads import FILE_FIELDS, ensure_multipart_or_json, receive_m
 from vidconv.db.models import TaskState
 
 MAX_LIST = 1000
-FORM_FIELDS = {"conversion_type", "newFormat", "options", *FILE_FIELDS}
+FORM_FIELDS = {"conversion_type", "newFormat", "options", "callback_url", *FILE_FIELDS}
 
 
 async def list_tasks(request: Request) -> Response:
@@ -66,7 +66,10 @@ def _form(fields: dict[str, str]) -> TaskForm:
             raise unprocessable("options must be a JSON object")
     else:
         options = {k: parse_option_text(k, v) for k, v in given.items()}
-    data = {k: fields[k] for k in ("conversion_type", "newFormat") if fields.get(k)}
+    data: dict[str, Any] = {k: fields[k] for k in ("conversion_type", "newFormat")
+                            if fields.get(k)}
+    if "callback_url" in fields:  # given empty is refused, as in JSON
+        data["callback_url"] = fields["callback_url"]
     return decode(TaskForm, {**data, "options": options})
 
 
@@ -87,13 +90,13 @@ async def create_task(request: Request) -> Response:
             if upload.size == 0:
                 raise ApiError(400, "the uploaded file is empty")
             task_id = await submit.create_from_file(
-                ctx, owner, fmt, options, upload.filename, upload.path)
+                ctx, owner, fmt, options, upload.filename, upload.path, form.callback_url)
         finally:
             upload.discard()
     else:
         ref = decode(TaskFromReference, await read_json_object(request))
         task_id = await submit.create_from_reference(
-            ctx, owner, ref.file, ref.format(), ref.checked_options())
+            ctx, owner, ref.file, ref.format(), ref.checked_options(), ref.callback_url)
     return render(TaskCreated(task_id=task_id), 201)
 
 
@@ -142,8 +145,8 @@ OPERATIONS = [
               {200: TaskList, 401: ERROR, 422: ERROR, 503: UNAVAILABLE},
               query=ListQuery, auth=True),
     Operation("POST", "/api/tasks", "Start a conversion", "createTask",
-              {201: TaskCreated, 400: ERROR, 401: ERROR, 404: ERROR, 413: ERROR, 415: ERROR,
-               422: ERROR, 503: UNAVAILABLE},
+              {201: TaskCreated, 400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR, 413: ERROR,
+               415: ERROR, 422: ERROR, 503: UNAVAILABLE},
               body={"multipart/form-data": "TaskFromUpload",
                     "application/json": TaskFromReference}, auth=True),
     Operation("GET", "/api/tasks/{task_id}", "A task's state", "getTask",

@@ -15,7 +15,7 @@ from vidconv import formats, storage
 from vidconv.api import schemas
 from vidconv.api.context import AppContext
 from vidconv.api.fetch import download, is_url
-from vidconv.api.services import tasks
+from vidconv.api.services import tasks, webhooks
 from vidconv.api.services.errors import BadInput, NotFound, Unauthenticated, Unavailable
 from vidconv.api.services.users import user_exists
 from vidconv.api.uploads import safe_filename, store_file
@@ -34,10 +34,11 @@ async def require_account(ctx: AppContext, owner: str) -> None:
 
 
 async def create_from_file(
-    ctx: AppContext, owner: str, fmt: str, options: dict[str, Any], filename: str, path: Path
+    ctx: AppContext, owner: str, fmt: str, options: dict[str, Any], filename: str, path: Path,
+    callback_url: str | None = None,
 ) -> str:
     """A task converting an uploaded file (``path``, moved into storage); its id."""
-    return await _create(ctx, owner, fmt, options, filename, path)
+    return await _create(ctx, owner, fmt, options, filename, path, callback_url)
 
 
 def _check_reference(ref: str, url_inputs: str) -> None:
@@ -53,11 +54,14 @@ def _check_reference(ref: str, url_inputs: str) -> None:
 
 
 async def create_from_reference(
-    ctx: AppContext, owner: str, ref: str, fmt: str, options: dict[str, Any]
+    ctx: AppContext, owner: str, ref: str, fmt: str, options: dict[str, Any],
+    callback_url: str | None = None,
 ) -> str:
     """A task converting one of the caller's earlier uploads, or an http(s) URL; its id."""
     _check_reference(ref, ctx.settings.url_inputs)
     await require_account(ctx, owner)
+    # Before a download: a callback without a signing secret is refused at once.
+    await anyio.to_thread.run_sync(webhooks.callback_for, ctx.sessions, owner, callback_url)
     if is_url(ref):
         path, name = await download(
             ref, ctx.upload_dir, ctx.settings.max_upload_bytes, ctx.settings.url_inputs
@@ -67,7 +71,7 @@ async def create_from_reference(
     try:
         if path.stat().st_size == 0:
             raise BadInput("the input file is empty")
-        return await _create(ctx, owner, fmt, options, safe_filename(name), path)
+        return await _create(ctx, owner, fmt, options, safe_filename(name), path, callback_url)
     finally:
         path.unlink(missing_ok=True)
 
@@ -91,8 +95,12 @@ async def _copy_previous_upload(ctx: AppContext, owner: str, ref: str) -> tuple[
 
 
 async def _create(
-    ctx: AppContext, owner: str, fmt: str, options: dict[str, Any], filename: str, path: Path
+    ctx: AppContext, owner: str, fmt: str, options: dict[str, Any], filename: str, path: Path,
+    callback_url: str | None,
 ) -> str:
+    # The task's callback is fixed now: the one given, else the account's default.
+    callback = await anyio.to_thread.run_sync(
+        webhooks.callback_for, ctx.sessions, owner, callback_url)
     task_id = new_id()
     in_key = storage.input_key(task_id, filename)
     # Object first, row second: a row is only ever visible with its input stored, and a
@@ -107,6 +115,7 @@ async def _create(
         input_key=in_key,
         output_key=storage.output_key(task_id, filename, formats.FORMATS[fmt].extension),
         input_size=size,
+        callback_url=callback,
     )
     try:
         await anyio.to_thread.run_sync(tasks.insert_task, ctx.sessions, task)

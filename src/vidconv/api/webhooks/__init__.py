@@ -1,0 +1,1 @@
+"""Webhooks: signing secrets, the signature, and the dispatcher that delivers the outbox."""
