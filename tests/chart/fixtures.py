@@ -34,6 +34,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "ingress": {"enabled": True, "className": "nginx", "hosts": ["vidconv.example.com"],
                         "tls": [{"secretName": "vidconv-tls", "hosts": ["vidconv.example.com"]}]},
             "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
+            "webhookProxy": "http://smokescreen.egress:4750",
         },
         "networkPolicy": {"enabled": True},
         "kueue": {"queueName": "video"},

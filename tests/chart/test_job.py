@@ -219,6 +219,18 @@ def test_api_runs_the_kubernetes_executor_on_s3_and_postgresql(rendered: Rendere
     assert env["VIDCONV_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
+def test_webhook_deliveries_keep_the_address_rules_and_take_the_egress_proxy(
+    rendered: Rendered,
+) -> None:
+    def api_env(values_set: str) -> dict[str, Any]:
+        pod = one(rendered[values_set], "Deployment", "vc-vidconv-api")["spec"]["template"]
+        return env_of(pod["spec"]["containers"][0])
+
+    assert api_env("defaults")["VIDCONV_WEBHOOK_URLS"] == "public"
+    assert "VIDCONV_WEBHOOK_PROXY" not in api_env("defaults")
+    assert api_env("external")["VIDCONV_WEBHOOK_PROXY"] == "http://smokescreen.egress:4750"
+
+
 @pytest.mark.parametrize("values_set", VALUE_SETS)
 def test_a_task_the_api_submits_runs_with_the_deadline_from_values(
     rendered: Rendered, values_set: str
