@@ -94,6 +94,9 @@ class Dispatcher:
         if self._inflight:
             await asyncio.wait(set(self._inflight),
                                timeout=self.settings.webhook_timeout_seconds + 2)
+        for task in list(self._inflight):  # stuck recording: its lease runs out, it goes again
+            task.cancel()
+        await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _run(self) -> None:
         proxy = self.settings.webhook_proxy or None
@@ -118,9 +121,17 @@ class Dispatcher:
     async def _deliver(self, client: httpx.AsyncClient, event: outbox.Claimed) -> None:
         try:
             attempt, after = await self._attempt(client, event)
+        except (OperationalError, InterfaceError) as exc:  # its lease runs out, it goes again
+            log.warning("webhook event %s: database unavailable (%s)", event.id, exc.orig or exc)
+            return
         except Exception:  # a bug must not end the dispatcher; the lease runs out, it goes again
             log.exception("webhook event %s: delivery failed unexpectedly", event.id)
             return
+        if after.status is not DeliveryStatus.DELIVERED:
+            said = [f"HTTP {attempt.status_code}" if attempt.status_code else "", attempt.error]
+            log.info("webhook event %s to %s: %s; %s", event.id, event.url,
+                     ", ".join(filter(None, said)),
+                     f"next attempt at {after.at.isoformat()}" if after.at else "given up")
         for delay in (*RECORD_TRIES, None):
             try:
                 await asyncio.to_thread(outbox.record_attempt, self.sessions, event.id,
@@ -138,7 +149,11 @@ class Dispatcher:
     ) -> tuple[outbox.Attempt, outbox.Next]:
         at = utcnow()
         try:
-            await check_target(event.url, self.settings.webhook_urls)
+            async with asyncio.timeout(self.settings.webhook_timeout_seconds):
+                await check_target(event.url, self.settings.webhook_urls)
+        except TimeoutError:
+            return self._again(event, at, None, time.monotonic(), "the host name did not "
+                               "resolve in time", None)
         except Refused as exc:
             return outbox.Attempt(at, error=f"not sent: {exc}"), outbox.Next(
                 DeliveryStatus.FAILED)
