@@ -56,6 +56,13 @@ def running(name: str, server: AbstractContextManager[T]) -> Iterator[T]:
         server.__exit__(None, None, None)
 
 
+def dies_with_us(signal: str = "TERM") -> list[str]:
+    """A prefix for a server's argv: the kernel sends it ``signal`` when the test run dies,
+    even by SIGKILL, so a killed run leaves no server behind (setpriv execs the server, so the
+    Popen's process is the server itself)."""
+    return ["setpriv", "--pdeathsig", signal] if shutil.which("setpriv") else []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -87,7 +94,8 @@ class PostgresServer:
     socket_dir: Path
     bin_dir: Path
     data_dir: Path
-    run_as: list[str]
+    run_as: list[str]  # the postgres user when the tests run as root (initdb refuses root)
+    process: subprocess.Popen[bytes] | None = None
 
     @property
     def admin_url(self) -> str:
@@ -108,16 +116,29 @@ class PostgresServer:
              "-w", "stop"],
             capture_output=True,
         )
+        if self.process is not None:
+            self.process.wait(timeout=60)
+            self.process = None
 
     def start(self) -> None:
-        subprocess.run(
-            [*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-w",
-             "-l", str(self.data_dir / "server.log"),
-             "-o", f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
-                   " -c fsync=off",
-             "start"],
-            check=True, capture_output=True,
-        )
+        """The postmaster as a child of this process, not daemonized by pg_ctl: the kernel
+        ends it (SIGQUIT, immediate shutdown) when the test run dies, even by SIGKILL, so a
+        killed run leaves no server behind."""
+        user = (["--reuid=postgres", "--regid=postgres", "--init-groups"]
+                if self.run_as else [])
+        with open(self.data_dir / "server.log", "ab") as log:
+            self.process = subprocess.Popen(
+                ["setpriv", "--pdeathsig", "QUIT", *user, str(self.bin_dir / "postgres"),
+                 "-D", str(self.data_dir), "-p", str(self.port), "-k", str(self.socket_dir),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while subprocess.run([str(self.bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1",
+                              "-p", str(self.port)]).returncode != 0:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"PostgreSQL did not start: {tail}")
+            time.sleep(0.05)
 
 
 @contextmanager
@@ -248,12 +269,9 @@ class MinioServer(S3Server):
         env = {**os.environ, "MINIO_ROOT_USER": self.access_key,
                "MINIO_ROOT_PASSWORD": self.secret_key, "MINIO_SITE_REGION": self.region,
                "MINIO_BROWSER": "off", "MINIO_UPDATE": "off"}
-        # A test run killed before its teardown must not leave MinIO behind: it gets SIGTERM
-        # when its parent dies (setpriv execs it, so proc is MinIO itself).
-        orphan_guard = ["setpriv", "--pdeathsig", "TERM"] if shutil.which("setpriv") else []
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [*orphan_guard, str(self.binary), "server", str(self.data_dir),
+                [*dies_with_us(), str(self.binary), "server", str(self.data_dir),
                  "--address", f"127.0.0.1:{self.port}",
                  "--certs-dir", str(self.config_dir / "certs")],
                 env=env, stdout=log, stderr=subprocess.STDOUT,

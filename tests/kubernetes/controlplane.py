@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.servers import free_port
+from tests.servers import dies_with_us, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD = REPO / "hack" / "k8s" / "build.sh"
@@ -139,8 +139,8 @@ class Process:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen([*dies_with_us(), *self.argv], stdout=out,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
 
     def check(self) -> None:
         if self.proc is not None and self.proc.poll() is not None:

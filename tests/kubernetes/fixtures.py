@@ -332,7 +332,7 @@ class Operator:
         env = {**self.env, "VIDCONV_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "vidconv.cli", "operator"], env=env,
+                [*servers.dies_with_us(), sys.executable, "-m", "vidconv.cli", "operator"], env=env,
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:  # the liveness endpoint answers once kopf runs
