@@ -1,7 +1,8 @@
 """The layering in one table, checked on every import statement (lazy ones too).
 
-The API and the operator depend on the core; the transcoder on the core minus the database (its
-image has no SQLAlchemy); the core on nothing above it. Only ``vidconv.cli`` sees everything.
+The API and the operator depend on the core; the transcoder on the core minus the database, the
+Kubernetes client and the metrics (its image has none of their libraries); the core on nothing
+above it. Only ``vidconv.cli`` sees everything.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vidconv"
-CORE = {"vidconv", "settings", "storage", "formats", "resources", "db", "kube", "contract"}
+CORE = {"vidconv", "settings", "storage", "formats", "resources", "db", "kube", "contract",
+        "logs", "metrics"}
 ALLOWED = {
     "core": CORE,
-    "transcoder": CORE - {"db", "kube"} | {"transcoder"},
+    # The transcoder image has neither SQLAlchemy, the kubernetes client nor prometheus-client.
+    "transcoder": CORE - {"db", "kube", "metrics"} | {"transcoder"},
     "operator": CORE | {"operator"},
     "api": CORE | {"api"},
 }

@@ -61,12 +61,14 @@ def transcoder_command(
 TRANSCODER_SETTINGS = (
     "storage", "s3_endpoint", "s3_region", "s3_bucket",
     "max_input_bytes", "max_duration_seconds", "max_width", "max_height",
-    "transcode_timeout_seconds", "ffmpeg", "scratch_dir", "log_level",
+    "transcode_timeout_seconds", "ffmpeg", "scratch_dir", "log_level", "log_format",
 )
 # Settings that are secrets: the local executor passes their values, the Job a secretKeyRef.
 SECRET_SETTINGS = ("s3_access_key", "s3_secret_key")
-# Variables that are not settings: the CR the transcoder reports progress to, and the pid of
-# the process that started it (the transcoder ends itself when that process is gone).
+# Variables that are not settings: the task (its log lines carry the id), the CR the
+# transcoder reports progress to, and the pid of the process that started it (the transcoder
+# ends itself when that process is gone).
+TASK_ID = "VIDCONV_TASK_ID"
 TASK_NAME = "VIDCONV_TASK_NAME"
 TASK_NAMESPACE = "VIDCONV_TASK_NAMESPACE"
 PARENT_PID = "VIDCONV_PARENT_PID"

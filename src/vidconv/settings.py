@@ -98,8 +98,12 @@ class Settings:
     operator_liveness: str = "http://0.0.0.0:8080/healthz"
     # How often the operator re-reads the Job of each unfinished task (a safety net under events).
     operator_resync_seconds: float = 60.0
+    # Where the operator serves /metrics, host:port (empty: not served; the chart sets it).
+    operator_metrics: str = ""
 
     log_level: str = "info"
+    # "text" (one line for people) or "json" (one JSON object a line, for log pipelines).
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

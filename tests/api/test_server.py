@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,60 +10,23 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests import live
 from tests.api.helpers import PASSWORD
 from tests.media import ffprobe
-from tests.servers import free_port, wait_for_port
 
 Clip = Callable[..., Path]
 
 
-def _start(data: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {**os.environ, "VIDCONV_PORT": str(port), "VIDCONV_DATA_DIR": str(data),
-           "VIDCONV_WORKERS": "1", "VIDCONV_MAX_UPLOAD_BYTES": str(5 * 1024 * 1024)}
-    env.pop("VIDCONV_JWT_SECRET", None)
-    env.pop("VIDCONV_DATABASE_URL", None)
-    env.pop("VIDCONV_LOG_LEVEL", None)
-    proc = subprocess.Popen([sys.executable, "-m", "vidconv.cli", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return proc, port
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    """SIGTERM, and the server's log (stderr) once it has shut down cleanly."""
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, err = proc.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    log = err.decode()
-    # uvicorn shuts down gracefully, then re-raises SIGTERM (exit by the signal, as is customary).
-    assert proc.returncode in (0, -signal.SIGTERM), log[-2000:]
-    assert "Application shutdown complete" in log
-    assert "Traceback" not in log, log[-2000:]
-    return log
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    data = tmp_path / "var"
-    proc, port = _start(data)
-    try:
-        wait_for_port(port, timeout=30)
-        yield f"http://127.0.0.1:{port}", data
-    finally:
-        _stop(proc)
+    with live.running(tmp_path / "var") as running:
+        yield running.url, running.data
 
 
 def test_a_start_logs_the_migrations_it_applies_and_no_alembic_chatter(tmp_path: Path) -> None:
     logs = []
     for _ in range(2):  # a fresh data dir, then a restart with nothing to migrate
-        proc, port = _start(tmp_path / "var")
-        try:
-            wait_for_port(port, timeout=30)
-        finally:
-            logs.append(_stop(proc))
+        logs.append(live.start(tmp_path / "var").stop())
     first, second = logs
     assert "vidconv.db: database migrated to revision 0001, users and tasks" in first
     assert "database migrated" not in second

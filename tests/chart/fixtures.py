@@ -50,6 +50,14 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "networkPolicy": {"enabled": True, "kubeAPIServerCIDRs": ["172.18.0.2/32"]},
         "api": {"ingress": {"enabled": True}, "podDisruptionBudget": {"enabled": False}},
     },
+    "metrics": {
+        "logFormat": "json",
+        "metrics": {"scrapeAnnotations": True,
+                    "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s",
+                                       "labels": {"release": "kube-prometheus"}}},
+        "api": {"podAnnotations": {"example.com/team": "media"}, "containerPort": 8000},
+        "operator": {"metricsPort": 9300},
+    },
 }
 
 

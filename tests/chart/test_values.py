@@ -26,6 +26,7 @@ FREE_FORM = {"#/$defs/kubernetesObject"}
     {"transcoder": {"resources": {"requests": {"cpu": "1", "memory": "1Gi", "gpu": 1}}}},
     {"networkPolicy": {"enabled": "yes"}},
     {"kueue": {"queue": "video"}},
+    {"metrics": {"serviceMonitor": {"enable": True}}},
 ])
 def test_a_typo_in_values_fails_install_with_the_key_named(
     chart: Any, helm: Any, typo: dict[str, Any]

@@ -34,6 +34,7 @@ from tests.api.helpers import Api
 from tests.chart.fixtures import RELEASE, env_of, one, parse
 from tests.kubernetes.controlplane import ControlPlane, control_plane
 from tests.kubernetes.node import NodeAgent
+from tests.prom import Samples, scrape
 from vidconv import resources
 from vidconv.settings import Settings
 
@@ -326,10 +327,13 @@ class Operator:
     def __init__(self, env: dict[str, str], log: Path) -> None:
         self.env, self.log = env, log
         self.proc: subprocess.Popen[bytes] | None = None
+        self.metrics_url = ""
 
     def start(self) -> Operator:
-        port = servers.free_port()
-        env = {**self.env, "VIDCONV_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz"}
+        port, metrics = servers.free_port(), servers.free_port()
+        self.metrics_url = f"http://127.0.0.1:{metrics}/metrics"
+        env = {**self.env, "VIDCONV_OPERATOR_LIVENESS": f"http://127.0.0.1:{port}/healthz",
+               "VIDCONV_OPERATOR_METRICS": f"127.0.0.1:{metrics}"}
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [*servers.dies_with_us(), sys.executable, "-m", "vidconv.cli", "operator"], env=env,
@@ -344,6 +348,10 @@ class Operator:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the operator did not start:\n{self.log.read_text()}")
             time.sleep(0.1)
+
+    def metrics(self) -> Samples:
+        """What Prometheus would scrape from the running operator."""
+        return scrape(self.metrics_url)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, nothing kept that a restart would need."""

@@ -52,7 +52,7 @@ PLURALS = {"Deployment": f"{APPS}/namespaces/{{ns}}/deployments",
 
 
 def release_values(db_url: str, s3: servers.S3Server, bucket: str, api_port: int,
-                   liveness_port: int) -> dict[str, Any]:
+                   liveness_port: int, metrics_port: int) -> dict[str, Any]:
     return {
         "postgresql": {"enabled": False},
         "database": {"external": {"url": db_url}},
@@ -62,10 +62,10 @@ def release_values(db_url: str, s3: servers.S3Server, bucket: str, api_port: int
                             "secretKey": s3.secret_key}},
         # The node agent runs every pod on this machine's network (there is no pod network and
         # no kube-proxy): two API pods would fight for one port, so one replica, on a free port
-        # (5000 may be taken here), and the same for the operator's liveness endpoint.
+        # (5000 may be taken here), and the same for the operator's liveness and metrics.
         "api": {"replicas": 1, "containerPort": api_port,
                 "image": {"repository": "vidconv-api", "pullPolicy": "Never"}},
-        "operator": {"livenessPort": liveness_port,
+        "operator": {"livenessPort": liveness_port, "metricsPort": metrics_port,
                      "image": {"repository": "vidconv-operator", "pullPolicy": "Never"}},
         "transcoder": {"image": {"repository": "vidconv-transcoder",
                                  "pullPolicy": "IfNotPresent"}},
@@ -142,15 +142,15 @@ def release(kube: ControlPlane, helm: Any, chart: Any, postgres: servers.Postgre
     bucket = "t-" + uuid.uuid4().hex[:12]
     s3.client().make_bucket(bucket)
     db_url = postgres.create_database("t_" + uuid.uuid4().hex[:12])
-    api_port, liveness_port = servers.free_port(), servers.free_port()
-    values = release_values(db_url, s3, bucket, api_port, liveness_port)
+    ports = (servers.free_port(), servers.free_port(), servers.free_port())
+    values = release_values(db_url, s3, bucket, *ports)
     rbac = Rbac(parse(chart.render(values=values, name=RELEASE, namespace=namespace)))
     # A namespace of its own, without the RBAC the other tests apply by hand: the release
     # creates its ServiceAccounts, Roles and RoleBindings (Helm refuses objects it does not own).
     cluster = Cluster(kube, namespace, rbac, tmp_path_factory.mktemp("helm")).create(
         apply_rbac=False)
     config = helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace)
-    r = Release(cluster, config, chart, values, f"http://127.0.0.1:{api_port}")
+    r = Release(cluster, config, chart, values, f"http://127.0.0.1:{ports[0]}")
     try:
         try:
             config.install(chart, RELEASE, values, wait="watcher", timeout=TIMEOUT)
@@ -185,7 +185,7 @@ def test_install_creates_what_the_chart_promises(release: Release) -> None:
         *[("Role", f"{FULLNAME}-{c}") for c in ("api", "operator", "transcoder")],
         *[("RoleBinding", f"{FULLNAME}-{c}") for c in ("api", "operator", "transcoder")],
         *[("Secret", s) for s in SECRETS],
-        ("Service", f"{FULLNAME}-api"),
+        ("Service", f"{FULLNAME}-api"), ("Service", f"{FULLNAME}-operator"),
         *[("ServiceAccount", f"{FULLNAME}-{c}") for c in ("api", "operator", "transcoder")],
     ])  # no PostgreSQL or MinIO: they are external here
     for doc in manifest:  # each one is in the cluster, owned by the release
@@ -231,13 +231,19 @@ def test_the_api_and_operator_pods_run_and_become_ready(release: Release) -> Non
         assert container.spec["image"] == f"vidconv-{component}:0.1.0"
     # Ready because their readinessProbes passed: the API's /readyz (database and S3 reachable)
     # and kopf's /healthz (its loop runs), on the ports the values gave them.
-    for component, path, port in (
-            ("api", "/readyz", release.values["api"]["containerPort"]),
-            ("operator", "/healthz", release.values["operator"]["livenessPort"])):
+    operator = release.values["operator"]
+    for component, path, ports in (
+            ("api", "/readyz", [release.values["api"]["containerPort"]]),
+            ("operator", "/healthz", [operator["livenessPort"], operator["metricsPort"]])):
         [container] = release.pod(component)["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == path
-        assert [p["containerPort"] for p in container["ports"]] == [port]
-        assert httpx.get(f"http://127.0.0.1:{port}{path}", timeout=10).status_code == 200
+        assert [p["containerPort"] for p in container["ports"]] == ports
+        assert httpx.get(f"http://127.0.0.1:{ports[0]}{path}", timeout=10).status_code == 200
+    # Both serve their metrics where the values say (the API on its HTTP port).
+    for port, name in ((release.values["api"]["containerPort"], "vidconv_tasks"),
+                       (operator["metricsPort"], "vidconv_operator_jobs_created_total")):
+        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
+        assert metrics.status_code == 200 and f"\n{name}" in metrics.text
 
 
 def _phases(cluster: Cluster, task_id: str) -> list[str]:

@@ -247,6 +247,8 @@ def test_a_database_outage_delays_the_task_row_and_warns_on_the_task(
     cluster.wait("recovery", lambda: "DatabaseRecovered" in _reasons(cluster, task_id))
     [warning] = [e for e in cluster.events(task_id) if e["reason"] == "DatabaseUnavailable"]
     assert warning["type"] == "Warning"
+    # Each failed write was retried, and Prometheus sees it.
+    assert operator.metrics().value("vidconv_operator_db_mirror_retries_total") >= 1
 
 
 def _reasons(cluster: Cluster, task_id: str) -> list[str]:

@@ -153,6 +153,27 @@ once and survive upgrades. include "vidconv.secretValue" (list . "<secret name>"
 # ffmpeg gets no longer than the Job itself.
 - name: VIDCONV_TRANSCODE_TIMEOUT_SECONDS
   value: {{ .Values.transcoder.activeDeadlineSeconds | int64 | quote }}
+# The operator hands it on to the transcoder Jobs.
+- name: VIDCONV_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+{{- end }}
+
+{{/*
+A pod template's annotations: the component's own, and with metrics.scrapeAnnotations the
+prometheus.io ones for its metrics port. include "vidconv.podAnnotations" (list . annotations port)
+*/}}
+{{- define "vidconv.podAnnotations" -}}
+{{- $ctx := index . 0 -}}
+{{- $annotations := deepCopy (index . 1) -}}
+{{- if $ctx.Values.metrics.scrapeAnnotations -}}
+{{- $_ := set $annotations "prometheus.io/scrape" "true" -}}
+{{- $_ := set $annotations "prometheus.io/port" (index . 2 | toString) -}}
+{{- $_ := set $annotations "prometheus.io/path" "/metrics" -}}
+{{- end -}}
+{{- with $annotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from vidconv.api.context import AppContext, build_context
 from vidconv.api.errors import EXCEPTION_HANDLERS
-from vidconv.api.routes import auth, docs, health, tasks, webhooks
+from vidconv.api.metrics import HttpMetrics
+from vidconv.api.routes import auth, docs, health, metrics, tasks, webhooks
 from vidconv.db.session import upgrade
 from vidconv.settings import Settings, get_settings
 from vidconv.storage import StorageError
@@ -46,7 +48,9 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
-        routes=[*auth.routes, *tasks.routes, *webhooks.routes, *health.routes, *docs.routes],
+        routes=[*auth.routes, *tasks.routes, *webhooks.routes, *health.routes,
+                *metrics.routes, *docs.routes],
+        middleware=[Middleware(HttpMetrics, metrics=ctx.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(ctx),
     )

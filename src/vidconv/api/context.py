@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.api.executors.base import Executor, make_executor
+from vidconv.api.metrics import ApiMetrics
 from vidconv.api.security import load_or_create_secret
 from vidconv.api.throttle import LoginThrottle
 from vidconv.api.webhooks.dispatcher import Dispatcher
@@ -32,6 +33,7 @@ class AppContext:
     executor: Executor
     box: SecretBox  # the users' webhook signing secrets, encrypted in the database
     dispatcher: Dispatcher  # delivers the webhook outbox
+    metrics: ApiMetrics
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     openapi: dict[str, Any] | None = None  # the generated document, built on first request
 
@@ -60,7 +62,8 @@ def build_context(settings: Settings) -> AppContext:
     engine = make_engine(settings.sqlalchemy_url)
     sessions = make_sessionmaker(engine)
     storage = make_storage(settings)
-    executor = make_executor(settings, sessions, storage)
+    metrics = ApiMetrics(sessions)
+    executor = make_executor(settings, sessions, storage, metrics.registry)
     box = SecretBox(settings)
     return AppContext(settings, engine, sessions, storage, executor, box,
-                      Dispatcher(settings, sessions, box))
+                      Dispatcher(settings, sessions, box), metrics)

@@ -20,7 +20,7 @@ from vidconv.settings import Settings
 
 REF = "#/components/schemas/{model}"
 ERROR, UNAVAILABLE, THROTTLED = "Error", "Unavailable", "Throttled"
-BINARY, HTML, JSON, EMPTY = "binary", "html", "json", "empty"
+BINARY, HTML, JSON, TEXT, EMPTY = "binary", "html", "json", "text", "empty"
 
 
 @dataclass(frozen=True)
@@ -39,9 +39,10 @@ class Operation:
 
 
 def _operations() -> list[Operation]:
-    from vidconv.api.routes import auth, docs, health, tasks, webhooks
+    from vidconv.api.routes import auth, docs, health, metrics, tasks, webhooks
 
     return [*auth.OPERATIONS, *tasks.OPERATIONS, *webhooks.OPERATIONS, *health.OPERATIONS,
+            *metrics.OPERATIONS,
             *docs.OPERATIONS]
 
 
@@ -142,6 +143,9 @@ def _response(spec: type[BaseModel] | str, status: int) -> dict[str, Any]:
         return {"description": "HTML page", "content": {"text/html": {}}}
     if spec == JSON:
         return {"description": "a JSON document", "content": {"application/json": {}}}
+    if spec == TEXT:
+        return {"description": "plain text", "content": {"text/plain": {
+            "schema": {"type": "string"}}}}
     return {"description": "no content"}
 
 

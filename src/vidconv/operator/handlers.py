@@ -21,12 +21,19 @@ from typing import Any
 import kopf
 import sqlalchemy.exc
 
-from vidconv import resources
+from vidconv import logs, resources
 from vidconv.contract import Phase
-from vidconv.operator import events
+from vidconv.operator import events, metrics
 from vidconv.operator.context import Context
 from vidconv.operator.job import build_job
-from vidconv.operator.status import TERMINAL, job_outcome, mirror_status, status_patch
+from vidconv.operator.status import (
+    TERMINAL,
+    Outcome,
+    job_outcome,
+    mirror_status,
+    parse_time,
+    status_patch,
+)
 from vidconv.settings import Settings
 
 CR = (resources.GROUP, resources.VERSION, resources.PLURAL)
@@ -37,17 +44,20 @@ RESYNC_SECONDS = Settings.from_env().operator_resync_seconds
 
 @kopf.on.create(*CR)
 @kopf.on.resume(*CR)
+@metrics.counted
 async def ensure_job(
     body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo,
     logger: kopf.Logger, **_: Any,
 ) -> None:
     """Create the task's Job (once: 409 AlreadyExists means an earlier run did)."""
+    _bind(body)
     if status.get("phase") in TERMINAL:
         return
     ctx: Context = memo.ctx
     manifest = build_job(body, ctx.settings)
     name = manifest["metadata"]["name"]
     if await asyncio.to_thread(ctx.cluster.create_job, manifest):
+        metrics.JOBS_CREATED.inc()
         logger.info("created Job %s", name)
         events.normal(body, events.JOB_CREATED, f"created Job {name}")
     if not status.get("phase"):
@@ -58,6 +68,7 @@ async def ensure_job(
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={resources.TASK_LABEL: kopf.PRESENT})
+@metrics.counted
 async def follow_job(
     type: str | None, body: kopf.Body, namespace: str | None, memo: kopf.Memo,
     logger: kopf.Logger, **_: Any,
@@ -72,6 +83,7 @@ async def follow_job(
     *CR, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS,
     when=lambda status, **_: status.get("phase") not in TERMINAL,
 )
+@metrics.counted
 async def resync(
     body: kopf.Body, meta: kopf.Meta, namespace: str | None, memo: kopf.Memo,
     logger: kopf.Logger, **_: Any,
@@ -83,6 +95,7 @@ async def resync(
     and the second re-created (the conversion is idempotent: same input, same output key).
     """
     ctx: Context = memo.ctx
+    _bind(body)
     if namespace is None:
         return
     job = await asyncio.to_thread(ctx.cluster.get_job, namespace, resources.job_name(meta["name"]))
@@ -91,6 +104,7 @@ async def resync(
         return
     manifest = build_job(body, ctx.settings)
     if await asyncio.to_thread(ctx.cluster.create_job, manifest):
+        metrics.JOBS_CREATED.inc()
         logger.warning("the Job of %s was gone; created it again", meta["name"])
         events.warning(body, events.JOB_RECREATED,
                        "the Job was gone before the task ended; created it again")
@@ -113,10 +127,13 @@ async def sync_task(
         return
     if task["metadata"].get("deletionTimestamp"):
         return
+    _bind(task)
     change = status_patch(outcome, task.get("status") or {})
     if not change:
         return
     await asyncio.to_thread(ctx.cluster.patch_task_status, namespace, owner["name"], change)
+    if outcome.finished and change.get("phase"):
+        _ended(outcome, str((task.get("spec") or {}).get("format") or ""), change)
     ref = events.ref(namespace, owner["name"], owner["uid"])
     phase = change.get("phase")
     if phase == Phase.RUNNING:
@@ -129,6 +146,7 @@ async def sync_task(
 
 
 @kopf.on.event(*CR)
+@metrics.counted
 async def mirror_to_database(
     type: str | None, body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo,
     logger: kopf.Logger, **_: Any,
@@ -136,6 +154,7 @@ async def mirror_to_database(
     """Copy phase, progress and result into the task row the API serves."""
     if type == "DELETED" or not status.get("phase") or not spec.get("taskId"):
         return
+    _bind(body)
     ctx: Context = memo.ctx
     task_id = str(spec["taskId"])
     snapshot = dict(status)
@@ -143,11 +162,16 @@ async def mirror_to_database(
 
 
 @kopf.on.delete(*CR)
+@metrics.counted
 async def cancelled(
-    body: kopf.Body, spec: kopf.Spec, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    body: kopf.Body, spec: kopf.Spec, status: kopf.Status, memo: kopf.Memo,
+    logger: kopf.Logger, **_: Any,
 ) -> None:
     """A deleted CR stops its conversion (the Job goes with it by owner reference)."""
     ctx: Context = memo.ctx
+    _bind(body)
+    if status.get("phase") not in TERMINAL:
+        metrics.ENDED.labels(Phase.CANCELLED.value).inc()
     task_id = str(spec.get("taskId") or "")
     if task_id:
         await with_db_retry(body, logger, lambda: mirror_status(
@@ -175,12 +199,29 @@ async def with_db_retry(
                     f"cannot write the task to the database; retrying: {str(exc)[:300]}",
                 )
             logger.warning("database write failed (%s); retrying in %ss", exc, delay)
+            metrics.DB_RETRIES.inc()
             failures += 1
             await asyncio.sleep(delay)
             continue
         if failures:
             events.normal(body, events.DB_RECOVERED, f"database written after {failures} retries")
         return
+
+
+def _bind(cr: Mapping[str, Any]) -> None:
+    """The task id into this handler's log records (kopf runs each object's handlers in a task
+    of that object's own, so the binding never reaches another task's lines)."""
+    logs.bind_task(str((cr.get("spec") or {}).get("taskId") or "") or None)
+
+
+def _ended(outcome: Outcome, fmt: str, change: Mapping[str, Any]) -> None:
+    """A conversion's end, just written into its CR: into the metrics."""
+    phase = Phase(change["phase"])
+    metrics.ENDED.labels(phase.value).inc()
+    began, ended = parse_time(outcome.started_at), parse_time(change.get("completedAt"))
+    if began is not None and ended is not None:
+        metrics.CONVERSIONS.observe(fmt, phase.state, (ended - began).total_seconds(),
+                                    outcome.result.duration)
 
 
 def _owner(meta: Mapping[str, Any]) -> Mapping[str, Any] | None:

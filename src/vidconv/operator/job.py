@@ -15,6 +15,7 @@ from typing import Any
 from vidconv import resources
 from vidconv.contract import (
     EXIT_BAD_INPUT,
+    TASK_ID,
     TASK_NAME,
     TASK_NAMESPACE,
     transcoder_command,
@@ -47,7 +48,7 @@ def command(spec: Mapping[str, Any]) -> list[str]:
     )
 
 
-def _env(cr_name: str, namespace: str, settings: Settings) -> list[dict[str, Any]]:
+def _env(cr: Mapping[str, Any], namespace: str, settings: Settings) -> list[dict[str, Any]]:
     def secret(key: str) -> dict[str, Any]:
         return {"secretKeyRef": {"name": settings.job_s3_secret, "key": key}}
 
@@ -55,7 +56,8 @@ def _env(cr_name: str, namespace: str, settings: Settings) -> list[dict[str, Any
     # on S3 with the pod's scratch volume; the S3 keys come from the Secret, never as values.
     plain = transcoder_env(
         replace(settings, storage="s3", scratch_dir=SCRATCH, ffmpeg=""), secrets=False,
-        extra={TASK_NAME: cr_name, TASK_NAMESPACE: namespace,
+        extra={TASK_ID: str(cr["spec"].get("taskId") or ""),
+               TASK_NAME: cr["metadata"]["name"], TASK_NAMESPACE: namespace,
                # The root filesystem is read-only: anything that wants a temp dir gets scratch.
                "TMPDIR": SCRATCH, "HOME": SCRATCH},
     )
@@ -75,7 +77,7 @@ def _container(cr: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
         "image": settings.transcoder_image,
         "imagePullPolicy": settings.transcoder_image_pull_policy,
         "command": command(cr["spec"]),
-        "env": _env(meta["name"], namespace, settings),
+        "env": _env(cr, namespace, settings),
         "resources": {
             "requests": {"cpu": settings.job_cpu_request, "memory": settings.job_memory_request},
             "limits": {"cpu": settings.job_cpu_limit, "memory": settings.job_memory_limit},

@@ -10,7 +10,7 @@ from typing import Any
 
 import kopf
 
-from vidconv import resources
+from vidconv import logs, resources
 from vidconv.kube import POOL_SIZE
 from vidconv.settings import Settings, get_settings
 
@@ -81,10 +81,14 @@ def login(memo: kopf.Memo, **kwargs: Any) -> kopf.ConnectionInfo | None:
 
 def run(settings: Settings | None = None) -> int:
     settings = settings or get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logs.configure(settings)
+    from vidconv.operator import (
+        handlers,  # noqa: F401  (registers the handlers)
+        metrics,
     )
-    from vidconv.operator import handlers  # noqa: F401  (registers the handlers)
+
+    if settings.operator_metrics:
+        metrics.serve(settings.operator_metrics)
 
     kopf.run(
         standalone=True,

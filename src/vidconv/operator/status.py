@@ -207,7 +207,7 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _time(text: Any) -> datetime | None:
+def parse_time(text: Any) -> datetime | None:
     if not text:
         return None
     try:
@@ -223,7 +223,7 @@ def mirror_status(
     phase = Phase.parse(status.get("phase"))
     if phase in (Phase.RUNNING, Phase.SUCCEEDED, Phase.FAILED):
         updates.record_started(
-            sessions, task_id, at=_time(status.get("startedAt")),
+            sessions, task_id, at=parse_time(status.get("startedAt")),
             attempts=int(status.get("attempts") or 1),
         )
     progress = status.get("progress")
@@ -233,14 +233,14 @@ def mirror_status(
         result = output_result(status.get("output") or {})
         updates.record_success(
             sessions, task_id, output_size=result.size, output_duration=result.duration,
-            input_duration=result.input_duration, at=_time(status.get("completedAt")),
+            input_duration=result.input_duration, at=parse_time(status.get("completedAt")),
         )
     elif phase is Phase.FAILED:
         updates.record_failure(
             sessions, task_id, error=str(status.get("message") or "the conversion failed"),
             code=str(status.get("errorCode") or status.get("reason") or "error"),
             detail=str(status.get("errorDetail") or "") or None,
-            at=_time(status.get("completedAt")),
+            at=parse_time(status.get("completedAt")),
         )
     elif phase is Phase.CANCELLED:
         updates.record_revoked(sessions, task_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from vidconv.contract import Result
+from vidconv import logs
+from vidconv.contract import TASK_ID, Result
 from vidconv.formats import FormatError, Profile, get_profile, validate_options
 from vidconv.settings import Settings
 from vidconv.transcoder import ffmpeg, locations
@@ -166,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     global _stopping
     _stopping = False
     settings = Settings.from_env()
-    logging.basicConfig(stream=sys.stderr, level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure(settings)
+    logs.bind_task(os.environ.get(TASK_ID) or None)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _on_signal)
     reporters = Reporters.from_env()

@@ -2,7 +2,8 @@
 
 Two implementations, chosen by ``settings.executor``:
 
-- ``"local"`` -> ``vidconv.api.executors.local.LocalExecutor(settings, sessions, storage)``:
+- ``"local"`` -> ``vidconv.api.executors.local.LocalExecutor(settings, sessions, storage,
+  registry)``:
   a bounded pool of ``python -m vidconv.transcoder`` subprocesses on this machine.
 - ``"kubernetes"`` -> ``vidconv.api.executors.kubernetes.KubernetesExecutor(settings, sessions)``
   (imported lazily, so the embedded mode never imports the kubernetes client). It creates one
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.settings import Settings
@@ -41,12 +43,15 @@ class Executor(Protocol):
 
 
 def make_executor(
-    settings: Settings, sessions: sessionmaker[Session], storage: Storage
+    settings: Settings, sessions: sessionmaker[Session], storage: Storage,
+    registry: CollectorRegistry,
 ) -> Executor:
+    """``registry``: where the local executor adds its conversion and queue metrics (in the
+    Kubernetes mode the operator records conversions, in a registry of its own)."""
     if settings.executor == "local":
         from vidconv.api.executors.local import LocalExecutor
 
-        return LocalExecutor(settings, sessions, storage)
+        return LocalExecutor(settings, sessions, storage, registry)
     if settings.executor == "kubernetes":
         from vidconv.api.executors.kubernetes import KubernetesExecutor
 

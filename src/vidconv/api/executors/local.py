@@ -26,16 +26,18 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidconv import contract
+from vidconv import contract, logs
 from vidconv.api import sweep
 from vidconv.api.executors.leases import Leases
 from vidconv.contract import Progress, Result
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
+from vidconv.metrics import PREFIX, ConversionMetrics
 from vidconv.settings import Settings
 from vidconv.storage import ObjectNotFound, Storage, StorageError
 
@@ -51,10 +53,10 @@ DB_RETRY_SECONDS = 30.0
 DB_RETRY_MAX_DELAY = 2.0
 
 
-def transcoder_env(settings: Settings) -> dict[str, str]:
+def transcoder_env(settings: Settings, task_id: str) -> dict[str, str]:
     """The contract's environment, with this server as the parent the transcoder lives by."""
-    return contract.transcoder_env(settings, inherit=os.environ,
-                                   extra={contract.PARENT_PID: str(os.getpid())})
+    return contract.transcoder_env(settings, inherit=os.environ, extra={
+        contract.PARENT_PID: str(os.getpid()), contract.TASK_ID: task_id})
 
 
 def transcoder_command(storage: Storage, task: Task) -> list[str]:
@@ -66,7 +68,8 @@ def transcoder_command(storage: Storage, task: Task) -> list[str]:
 
 class LocalExecutor:
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage
+        self, settings: Settings, sessions: sessionmaker[Session], storage: Storage,
+        registry: CollectorRegistry,
     ) -> None:
         self.settings, self.sessions, self.storage = settings, sessions, storage
         self.leases = Leases(settings.data_dir / "run")
@@ -78,6 +81,13 @@ class LocalExecutor:
         self._active: dict[str, asyncio.Event] = {}
         self._cancelled: set[str] = set()
         self._stopping = False
+        self.metrics = ConversionMetrics.register(registry)
+        Gauge(f"{PREFIX}_queued_conversions", "Tasks waiting for a worker (embedded mode)",
+              registry=registry).set_function(lambda: self._queue.qsize())
+        Gauge(f"{PREFIX}_running_conversions", "Transcoders running now (embedded mode)",
+              registry=registry).set_function(lambda: len(self._running))
+        Gauge(f"{PREFIX}_workers", "Conversions this server runs at once (embedded mode)",
+              registry=registry).set(max(1, settings.workers))
 
     async def start(self) -> None:
         self._queue = asyncio.Queue()  # bound to the loop that runs the app
@@ -177,6 +187,7 @@ class LocalExecutor:
         while not self._stopping:
             task_id = await self._queue.get()
             self._queued.discard(task_id)
+            logs.bind_task(task_id)
             done = self._active[task_id] = asyncio.Event()
             try:
                 await self._run(task_id)
@@ -195,6 +206,7 @@ class LocalExecutor:
                 self._cancelled.discard(task_id)
                 self._active.pop(task_id, None)
                 done.set()
+                logs.bind_task(None)
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking row read/write, retried with backoff while the database is down.
@@ -224,24 +236,25 @@ class LocalExecutor:
         if task is None or TaskState(task.status).finished or task_id in self._cancelled:
             return
         attempt = task.attempts
+        began = time.monotonic()  # the conversion's duration counts every attempt
         while attempt < MAX_ATTEMPTS and not self._stopping:
             attempt += 1
             if not await self._db(
                 updates.record_started, self.sessions, task_id, attempts=attempt
             ):
                 return  # revoked or deleted meanwhile
-            outcome = await self._run_once(task, last=attempt >= MAX_ATTEMPTS)
+            outcome = await self._run_once(task, began, last=attempt >= MAX_ATTEMPTS)
             if outcome != "retry":
                 return
             log.info("task %s: retryable failure, attempt %d of %d", task_id, attempt,
                      MAX_ATTEMPTS)
 
-    async def _run_once(self, task: Task, last: bool) -> str:
+    async def _run_once(self, task: Task, began: float, last: bool) -> str:
         """One transcoder run; returns "done", "retry" or "stopped"."""
         proc = await asyncio.create_subprocess_exec(
             *transcoder_command(self.storage, task),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=transcoder_env(self.settings),
+            stderr=asyncio.subprocess.PIPE, env=transcoder_env(self.settings, task.id),
             start_new_session=True, limit=1024 * 1024,
         )
         self._running[task.id] = proc
@@ -279,10 +292,23 @@ class LocalExecutor:
                         f"\n{result.detail}" if result.detail else "")
         if not result.ok and rc == contract.EXIT_RETRYABLE and not last:
             return "retry"
-        await self._db(updates.record_result, self.sessions, task.id, result)
+        if await self._db(updates.record_result, self.sessions, task.id, result):
+            self._ended(task, result, time.monotonic() - began)
         if not result.ok:
             await asyncio.to_thread(self._discard_output, task)
         return "done"
+
+    def _ended(self, task: Task, result: Result, seconds: float) -> None:
+        """The end is recorded: into the conversion metrics, and one line into the log."""
+        state = TaskState.SUCCESS if result.ok else TaskState.FAILURE
+        self.metrics.observe(task.conversion_type, state.value, seconds, result.duration)
+        if result.ok:
+            speed = f", {result.duration / seconds:.2f}x real time" if result.duration else ""
+            log.info("task %s: SUCCESS, %s in %.1f s%s", task.id, task.conversion_type, seconds,
+                     speed)
+        else:
+            log.info("task %s: FAILURE (%s) after %.1f s: %s", task.id, result.code, seconds,
+                     result.error)
 
     def _discard_output(self, task: Task) -> None:
         """A failed task keeps its input (it may be converted again), never an output."""

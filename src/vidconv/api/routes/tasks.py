@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from vidconv import logs
 from vidconv.api.deps import get_ctx, query, read_json_object, render, require_user
 from vidconv.api.downloads import object_response
 from vidconv.api.errors import ApiError, unprocessable
@@ -82,6 +83,7 @@ async def create_task(request: Request) -> Response:
         # not after a multi-gigabyte upload has streamed in.
         await submit.require_account(ctx, owner)
         upload = await receive_multipart(request, ctx.upload_dir, ctx.settings.max_upload_bytes)
+        ctx.metrics.received(upload.size)
         try:
             form = _form(upload.fields)
             fmt, options = form.format(), form.checked_options()
@@ -97,6 +99,7 @@ async def create_task(request: Request) -> Response:
         ref = decode(TaskFromReference, await read_json_object(request))
         task_id = await submit.create_from_reference(
             ctx, owner, ref.file, ref.format(), ref.checked_options(), ref.callback_url)
+    logs.bind_task(task_id)
     return render(TaskCreated(task_id=task_id), 201)
 
 
@@ -119,6 +122,7 @@ async def delete_task(request: Request) -> Response:
 
 
 async def task_item(request: Request) -> Response:
+    logs.bind_task(request.path_params["task_id"])
     return await (delete_task if request.method == "DELETE" else get_task)(request)
 
 
@@ -126,6 +130,7 @@ async def download(request: Request) -> Response:
     owner = require_user(request)
     ctx = get_ctx(request)
     task_id = query(request, DownloadQuery).task_id
+    logs.bind_task(task_id)
     task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
     if task.status != TaskState.SUCCESS.value:
         raise ApiError(409, f"the conversion is not finished (state {task.status})")
