@@ -92,7 +92,7 @@ def test_two_killed_api_processes_deliver_one_event_per_end_state(
 ) -> None:
     env = {**s3_env, "VIDCONV_DATABASE_URL": pg_url, "VIDCONV_JWT_SECRET": "k" * 48,
            "VIDCONV_WORKERS": "2", "VIDCONV_LOG_LEVEL": "info", "VIDCONV_WEBHOOK_URLS": "any",
-           "VIDCONV_WEBHOOK_TIMEOUT_SECONDS": "3", "VIDCONV_WEBHOOK_BACKOFF_SECONDS": "0.2",
+           "VIDCONV_WEBHOOK_TIMEOUT_SECONDS": "5", "VIDCONV_WEBHOOK_BACKOFF_SECONDS": "0.2",
            "VIDCONV_WEBHOOK_BACKOFF_MAX_SECONDS": "1", "VIDCONV_WEBHOOK_POLL_SECONDS": "0.1"}
     a, b = Serve(tmp_path, "a", env), Serve(tmp_path, "b", env)
     receiver.default = Reply(hold=True)  # nothing in flight gets an answer before the kill

@@ -33,7 +33,7 @@ Clip = Callable[..., Path]
 def replicas(api_settings: Settings) -> Iterator[list[Api]]:
     """Two API replicas on the cluster's database, each with its own dispatcher."""
     settings = replace(api_settings, webhook_urls="any", webhook_poll_seconds=0.1,
-                       webhook_backoff_seconds=0.2, webhook_timeout_seconds=2.0)
+                       webhook_backoff_seconds=0.2, webhook_timeout_seconds=5.0)
     with ExitStack() as stack:
         apis = []
         for _ in range(2):
