@@ -175,6 +175,15 @@ def test_500s_are_retried_with_the_same_event_until_delivered(
     assert len({r.event["id"] for r in got}) == 1 and len({r.body for r in got}) == 1
     for r in got:
         verify(r, hooks.secret)
+    metrics = hooks.client.get("/metrics").text
+    for line in ('vidconv_webhook_attempts_total{outcome="retry"} 2.0',
+                 'vidconv_webhook_attempts_total{outcome="delivered"} 1.0',
+                 'vidconv_webhook_attempts_total{outcome="failed"} 0.0',
+                 'vidconv_webhook_events{status="delivered"} 1.0',
+                 'vidconv_webhook_events{status="pending"} 0.0',
+                 "vidconv_webhook_oldest_pending_seconds 0.0",
+                 "vidconv_webhook_attempt_duration_seconds_count 3.0"):
+        assert line in metrics.splitlines(), line
 
 
 def test_a_timeout_is_retried(make_settings: MakeSettings, receiver: Receiver) -> None:

@@ -66,4 +66,4 @@ def build_context(settings: Settings) -> AppContext:
     executor = make_executor(settings, sessions, storage, metrics.registry)
     box = SecretBox(settings)
     return AppContext(settings, engine, sessions, storage, executor, box,
-                      Dispatcher(settings, sessions, box), metrics)
+                      Dispatcher(settings, sessions, box, metrics.registry), metrics)

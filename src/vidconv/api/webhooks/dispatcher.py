@@ -31,12 +31,14 @@ from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 import httpx
+from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import __version__
 from vidconv.api.egress import Refused, check_target
 from vidconv.api.webhooks import secretbox
+from vidconv.api.webhooks.metrics import WebhookMetrics
 from vidconv.api.webhooks.signing import HEADER, signature_header
 from vidconv.db import outbox
 from vidconv.db.models import DeliveryStatus, aware, utcnow
@@ -71,9 +73,11 @@ def retry_after(response: httpx.Response) -> float | None:
 
 class Dispatcher:
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], box: secretbox.SecretBox
+        self, settings: Settings, sessions: sessionmaker[Session], box: secretbox.SecretBox,
+        registry: CollectorRegistry,
     ) -> None:
         self.settings, self.sessions, self.box = settings, sessions, box
+        self.metrics = WebhookMetrics(registry, sessions)
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{random.getrandbits(32):08x}"
         # Long enough for a claim, one attempt and its record; a dead process's events wait
         # this long before another process sends them.
@@ -127,6 +131,7 @@ class Dispatcher:
         except Exception:  # a bug must not end the dispatcher; the lease runs out, it goes again
             log.exception("webhook event %s: delivery failed unexpectedly", event.id)
             return
+        self.metrics.observe(after.status, attempt.latency_ms)
         if after.status is not DeliveryStatus.DELIVERED:
             said = [f"HTTP {attempt.status_code}" if attempt.status_code else "", attempt.error]
             log.info("webhook event %s to %s: %s; %s", event.id, event.url,
