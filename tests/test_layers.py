@@ -2,7 +2,8 @@
 
 The API and the operator depend on the core; the transcoder on the core minus the database, the
 Kubernetes client and the metrics (its image has none of their libraries); the core on nothing
-above it. Only ``vidconv.cli`` sees everything.
+above it. The command-line client (``vidconv.client``) talks HTTP only. Only ``vidconv.cli``
+sees everything.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ ALLOWED = {
     "transcoder": CORE - {"db", "kube", "metrics"} | {"transcoder"},
     "operator": CORE | {"operator"},
     "api": CORE | {"api"},
+    # The command-line client speaks HTTP only: nothing of the server.
+    "client": {"vidconv", "client"},
 }
 
 
@@ -28,7 +31,7 @@ def _layer(module: Path) -> str | None:
     top = module.relative_to(SRC).parts[0].removesuffix(".py")
     if top == "cli":
         return None
-    return top if top in ("transcoder", "operator", "api") else "core"
+    return top if top in ("transcoder", "operator", "api", "client") else "core"
 
 
 def _vidconv_imports(module: Path) -> set[str]:
