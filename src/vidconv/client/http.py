@@ -163,11 +163,12 @@ class Api:
     def follow(self, task_id: str, on_event: OnEvent) -> dict[str, Any]:
         """Follow the task's event stream until it ends; then its detail.
 
-        A broken stream is resumed from the last event (Last-Event-ID). A server without the
-        stream (older than the client) is polled instead.
+        The server closes a stream now and then (and a proxy may): it is resumed from the last
+        event (Last-Event-ID). Only streams that break count towards giving up, and a server
+        without the stream (older than the client) is polled instead.
         """
-        last_id = ""
-        for attempt in range(RECONNECTS + 1):
+        last_id, failures = "", 0
+        while True:
             headers = {**self.auth, "Accept": "text/event-stream"}
             if last_id:
                 headers["Last-Event-ID"] = last_id
@@ -179,7 +180,11 @@ class Api:
                     if response.status_code in (404, 405) and self._lacks_events(task_id):
                         return self._poll(task_id, on_event)
                     check(response)
+                    if response.status_code == 204:  # the end was in what we saw already
+                        return self.task(task_id)
+                    heard = False
                     for sse in source.iter_sse():
+                        heard = True
                         last_id = sse.id or last_id
                         data = json.loads(sse.data) if sse.data.strip() else {}
                         if not isinstance(data, dict):
@@ -187,19 +192,20 @@ class Api:
                         on_event(sse.event, data)
                         if sse.event == "state" and data.get("state") in FINAL:
                             return self.task(task_id)
-                # The stream ended before the task did (a proxy, a restarted replica).
-                detail = self.task(task_id)
-                if detail.get("state") in FINAL:
-                    on_event("state", {"state": detail["state"]})
-                    return detail
+                if heard:  # closed by the server before the end: resume at once
+                    failures = 0
+                    continue
+                failures += 1  # closed with nothing said: do not hammer it
+                if failures > RECONNECTS:
+                    return self._poll(task_id, on_event)
             except ClientError as exc:
-                if exc.status is not None or attempt == RECONNECTS:
+                failures += 1
+                if exc.status is not None or failures > RECONNECTS:
                     raise  # the server said no; or it stayed away
             except (SSEError, ValueError) as exc:
                 raise ClientError(f"the server's event stream is not readable: {exc}",
                                   EXIT_SERVER) from None
-            time.sleep(min(0.25 * 2.0 ** attempt, 5.0))
-        return self._poll(task_id, on_event)
+            time.sleep(min(0.25 * 2.0 ** failures, 5.0))
 
     def _lacks_events(self, task_id: str) -> bool:
         """A 404 of the stream, but the task is there: this server has no event stream."""
