@@ -111,7 +111,8 @@ ALTERNATIVES = [
 
 
 def profiles() -> list[Candidate]:
-    from vidconv.formats import FORMATS, OPTIONS
+    from vidconv.formats import FORMATS
+    from vidconv.options import OPTIONS
 
     presets = list(OPTIONS["preset"].choices) if "preset" in OPTIONS else [""]
     found = []

@@ -1,13 +1,13 @@
-"""Output formats: one profile per target, and strict validation of the user's options.
+"""Output formats: one profile per target, each codec with what it accepts.
 
-Shared by the API (which formats exist, MIME types, option checks before accepting a task), the
-operator/CRD (the same enum and ranges) and the transcoder (the ffmpeg arguments). Profiles are
-chosen so a 1280x720 30 fps input converts at 1x real time or faster on 2 cores (docs/formats.md).
+Shared by the API (which formats exist, MIME types), the operator/CRD (the same enum) and the
+transcoder (the ffmpeg arguments); the options a user may give, and which apply to which format,
+are vidconv.options. Profiles are chosen so a 1280x720 30 fps input converts at 1x real time or
+faster on 2 cores (docs/formats.md).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -66,6 +66,16 @@ class Codec:
     surround_args: tuple[str, ...] = ()  # extra arguments for more than two channels
     sample_rates: tuple[int, ...] = ()  # empty: any rate
     sample_fmts: tuple[str, ...] = ()
+    bitrates: tuple[int, int] = (0, 0)  # kbit/s -b:a takes; (0, 0): lossless
+    bitrate_steps: tuple[int, ...] = ()  # the only bitrates it takes, when it has such a list
+
+    def nearest_bitrate(self, kbits: int) -> int:
+        """``kbits`` within the codec's range, on one of its steps if it has them."""
+        low, high = self.bitrates
+        kbits = min(max(kbits, low), high)
+        if self.bitrate_steps:
+            return min(self.bitrate_steps, key=lambda step: (abs(step - kbits), step))
+        return kbits
 
     def speed(self, preset: str | None) -> Speed:
         found = dict(self.presets)
@@ -114,6 +124,11 @@ PCM_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 1200
 AAC_LAYOUTS = ("mono", "stereo", "3.0", "4.0", "5.0", "5.1", "7.1")
 # Opus channel mapping family 1 (the Vorbis order) covers 1..8 channels in these layouts.
 OPUS_LAYOUTS = ("mono", "stereo", "3.0", "quad", "5.0", "5.1", "6.1", "7.1")
+# How many channels each layout named above has (the ``channels`` option picks by count).
+CHANNELS = {"mono": 1, "stereo": 2, "3.0": 3, "4.0": 4, "quad": 4, "5.0": 5, "5.1": 6, "6.1": 7,
+            "7.1": 8}
+# Lossless targets keep any common rate up to studio masters' 192 kHz.
+LOSSLESS_RATES = (192000, 176400, *PCM_RATES)
 
 # Speed points and defaults measured with bench/quality.py (docs/formats.md, 20 s of detailed
 # 720p): "balanced" (the default) is the best quality per bit that still converts 720p at
@@ -125,8 +140,10 @@ H264 = Codec("libx264", "h264", (), "-crf", 16, 40, 67,
                       ("balanced", Speed(("-preset", "faster"), 67)),  # CRF 24
                       ("quality", Speed(("-preset", "medium"), 71))),  # CRF 23
              pix_fmts=("yuv420p",))
+# ffmpeg's AAC encoder: transparent-ish from 128 kbit/s stereo; below 16 it is unusable, and
+# above 512 (for up to 8 channels) it only spends bits.
 AAC = Codec("aac", "aac", layouts=AAC_LAYOUTS, sample_rates=PCM_RATES[:-1] + (8000, 7350),
-            sample_fmts=("fltp",))
+            sample_fmts=("fltp",), bitrates=(16, 512))
 # VP9: libvpx's "good" deadline spends a third fewer bits but runs at 0.3-0.7x; in realtime
 # mode cpu-used 5..8 measure the same quality per bit, so fast and balanced are cpu-used 8
 # (3.8x) and quality is cpu-used 5 (2x, a little better). CRF 37 (quality 45) gives mp4's
@@ -143,8 +160,11 @@ AV1 = Codec("libsvtav1", "av1", (), "-crf", 20, 55, 57,
                      ("balanced", Speed(("-preset", "10"), 57)),
                      ("quality", Speed(("-preset", "9"), 57))),
             pix_fmts=("yuv420p",), min_width=64, min_height=64)
+# libopus takes 6..256 kbit/s per channel; 510 is its ceiling for a stream. It encodes at these
+# rates, but every Opus decoder plays at 48 kHz (RFC 7845): that is what a probe reports.
 OPUS = Codec("libopus", "opus", layouts=OPUS_LAYOUTS, surround_args=("-mapping_family", "1"),
-             sample_rates=(48000, 24000, 16000, 12000, 8000), sample_fmts=("flt", "s16"))
+             sample_rates=(48000, 24000, 16000, 12000, 8000), sample_fmts=("flt", "s16"),
+             bitrates=(6, 510))
 # The MPEG-era codecs take a fixed quantiser (-q:v 2 best .. 31 worst): fast, predictable size.
 # -q:v 5 (quality 90) keeps VMAF >= 93 with ~23 % fewer bits than -q:v 4; "quality" adds
 # rate-distortion macroblock decisions and trellis quantisation at -q:v 4.
@@ -156,17 +176,24 @@ MPEG4 = Codec("mpeg4", "mpeg4", ("-vtag", "xvid"), "-q:v", 2, 31, 90,
 # each, and LAME's delay and padding stay ~30 ms (at 8 kHz they add ~0.2 s to the length).
 MPEG1_AUDIO_RATES = (48000, 44100, 32000)
 MP3 = Codec("libmp3lame", "mp3", (), "-q:a", 0, 9, 78, sample_rates=MPEG1_AUDIO_RATES,
-            sample_fmts=("fltp", "s32p", "s16p"))
+            sample_fmts=("fltp", "s32p", "s16p"), bitrates=(32, 320))  # MPEG-1 layer III's
 # MPEG-2 High level stops at 1920x1152, and ffmpeg's encoder refuses sides of 4096.
 MPEG2 = Codec("mpeg2video", "mpeg2video", (), "-q:v", 2, 31, 90,
               presets=(*QUANTISER, ("quality", Speed(RD, 93))),
               frame_rates=MPEG2_RATES, max_width=1920, max_height=1152)
-MP2 = Codec("mp2", "mp2", sample_rates=MPEG1_AUDIO_RATES, sample_fmts=("s16",))
+MP2 = Codec("mp2", "mp2", sample_rates=MPEG1_AUDIO_RATES, sample_fmts=("s16",), bitrates=(32, 384),
+            bitrate_steps=(32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384))
 WMV2 = Codec("wmv2", "wmv2", (), "-q:v", 2, 31, 90,
              presets=(*QUANTISER, ("quality", Speed(RD, 93))))
 # WMA v2 refuses more than 2 channels and rates above 48 kHz (it declares neither).
 WMA2 = Codec("wmav2", "wmav2", sample_rates=(48000, 44100, 32000, 22050, 16000, 11025, 8000),
-             sample_fmts=("fltp",))
+             sample_fmts=("fltp",), bitrates=(32, 320))
+# Lossless: FLAC keeps 24-bit sources in 32-bit samples (it stores only the bits used), WAV is
+# 16-bit PCM, which every player reads.
+FLAC = Codec("flac", "flac", layouts=OPUS_LAYOUTS, sample_rates=LOSSLESS_RATES,
+             sample_fmts=("s16", "s32"))
+PCM = Codec("pcm_s16le", "pcm_s16le", layouts=OPUS_LAYOUTS, sample_rates=LOSSLESS_RATES,
+            sample_fmts=("s16",))
 
 FORMATS: dict[str, Profile] = {
     p.name: p
@@ -189,6 +216,14 @@ FORMATS: dict[str, Profile] = {
                 subtitles=("mov_text",)),
         Profile("mp3", "mp3", "audio/mpeg", "mp3", "mp3", None, MP3, "", (),
                 "audio only, LAME VBR"),
+        Profile("m4a", "m4a", "audio/mp4", "ipod", "mp4", None, AAC, "160k",
+                ("-movflags", "+faststart"), "audio only, AAC in MP4 (the iTunes brand)"),
+        Profile("opus", "opus", "audio/ogg", "opus", "ogg", None, OPUS, "128k", (),
+                "audio only, Opus in Ogg"),
+        Profile("flac", "flac", "audio/flac", "flac", "flac", None, FLAC, "", (),
+                "audio only, lossless"),
+        Profile("wav", "wav", "audio/wav", "wav", "wav", None, PCM, "", (),
+                "audio only, 16-bit PCM"),
         Profile("av1", "mp4", "video/mp4", "mp4", "mp4", AV1, AAC, "128k",
                 ("-movflags", "+faststart"), "AV1 (SVT-AV1) + AAC in MP4",
                 subtitles=("mov_text",)),
@@ -209,95 +244,6 @@ def get_profile(fmt: str) -> Profile:
         ) from None
 
 
-@dataclass(frozen=True)
-class OptionSpec:
-    kind: str  # int | number | bool | choice
-    minimum: float | None = None
-    maximum: float | None = None
-    exclusive_minimum: bool = False
-    video_only: bool = False
-    description: str = ""
-    choices: tuple[str, ...] = ()  # kind "choice": the accepted values
-
-
-# The one definition of the option keys and ranges; the CRD schema must match it.
-OPTIONS: dict[str, OptionSpec] = {
-    "max_height": OptionSpec("int", 16, 4320, video_only=True,
-                             description="scale down to at most this height, keeping aspect"),
-    "video_bitrate": OptionSpec("int", 100, 50000, video_only=True,
-                                description="target video bitrate in kbit/s"),
-    "quality": OptionSpec("int", 0, 100, description="0 smallest .. 100 best; mapped per codec"),
-    "audio": OptionSpec("bool", description="keep the audio track (default true)"),
-    "start": OptionSpec("number", 0, None, description="skip this many seconds of the input"),
-    "duration": OptionSpec("number", 0, None, exclusive_minimum=True,
-                           description="convert at most this many seconds"),
-    "preset": OptionSpec("choice", video_only=True, choices=PRESETS,
-                         description="encoder speed: fast, balanced (default) or quality"),
-}
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-
-
-def _parse_value(key: str, spec: OptionSpec, raw: Any) -> Any:
-    text = str(raw).strip().lower() if not isinstance(raw, bool) else raw
-    if spec.kind == "choice":
-        if isinstance(text, str) and text in spec.choices:
-            return text
-        raise InvalidOption(f"Option {key} must be one of {', '.join(spec.choices)}, "
-                            f"not {raw!r}.")
-    if spec.kind == "bool":
-        if isinstance(text, bool):
-            return text
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise InvalidOption(f"Option {key} must be true or false, not {raw!r}.")
-    value: float
-    try:
-        if isinstance(raw, bool):
-            raise ValueError
-        if spec.kind == "int":
-            if isinstance(raw, float) and not raw.is_integer():
-                raise ValueError
-            value = int(raw) if isinstance(raw, int | float) else int(str(raw).strip())
-        else:
-            value = float(raw)
-    except (TypeError, ValueError):
-        kind = "a whole number" if spec.kind == "int" else "a number"
-        raise InvalidOption(f"Option {key} must be {kind}, not {raw!r}.") from None
-    if not math.isfinite(value):
-        raise InvalidOption(f"Option {key} must be a finite number, not {raw!r}.")
-    low, high = spec.minimum, spec.maximum
-    if low is not None and (value <= low if spec.exclusive_minimum else value < low):
-        bound = "greater than" if spec.exclusive_minimum else "at least"
-        raise InvalidOption(f"Option {key} must be {bound} {low:g}, not {raw!r}.")
-    if high is not None and value > high:
-        raise InvalidOption(f"Option {key} must be at most {high:g}, not {raw!r}.")
-    return value
-
-
-def validate_options(fmt: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``options`` for format ``fmt``; return them typed. Raises a FormatError."""
-    profile = get_profile(fmt)
-    result: dict[str, Any] = {}
-    for key, raw in options.items():
-        spec = OPTIONS.get(key)
-        if spec is None:
-            raise InvalidOption(
-                f"Unknown option {key!r}; valid options are {', '.join(sorted(OPTIONS))}."
-            )
-        if spec.video_only and profile.audio_only:
-            raise InvalidOption(f"Option {key} does not apply to the audio-only format {fmt}.")
-        result[key] = _parse_value(key, spec, raw)
-    if profile.audio_only and result.get("audio") is False:
-        raise InvalidOption(f"Format {fmt} is audio only, so audio cannot be turned off.")
-    if "video_bitrate" in result and "quality" in result:
-        raise InvalidOption("Give either video_bitrate or quality, not both.")
-    return result
-
-
 def encode_args(profile: Profile, options: Mapping[str, Any], has_audio: bool) -> list[str]:
     """ffmpeg output arguments (encoders, speed, quality) for validated ``options``.
 
@@ -307,6 +253,7 @@ def encode_args(profile: Profile, options: Mapping[str, Any], has_audio: bool) -
     args: list[str] = []
     quality = options.get("quality")
     preset = options.get("preset")
+    audio_bitrate = options.get("audio_bitrate")
     if profile.video is not None:
         video = profile.video
         args += ["-c:v", video.encoder, *video.speed(preset).args, *video.args]
@@ -320,7 +267,9 @@ def encode_args(profile: Profile, options: Mapping[str, Any], has_audio: bool) -
         args += ["-vn"]
     if has_audio and options.get("audio", True):
         args += ["-c:a", profile.audio.encoder, *profile.audio.args]
-        if profile.audio_bitrate:
+        if audio_bitrate:  # vidconv.options allows it only where the codec has a bitrate
+            args += ["-b:a", f"{profile.audio.nearest_bitrate(int(audio_bitrate))}k"]
+        elif profile.audio_bitrate:
             args += ["-b:a", profile.audio_bitrate]
         else:
             args += profile.audio.quality_args(quality if profile.audio_only else None)

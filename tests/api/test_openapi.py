@@ -3,6 +3,10 @@ offline. (Every response in tests/api is also checked against it: see helpers.py
 
 from __future__ import annotations
 
+from typing import Any
+
+import jsonschema
+import pytest
 from openapi_spec_validator import validate
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
@@ -31,15 +35,47 @@ def test_every_route_is_documented_and_nothing_else(client: TestClient) -> None:
 
 
 def test_format_enum_is_the_transcoders(client: TestClient) -> None:
-    from vidconv import formats
+    from vidconv import formats, options
 
     doc = client.get("/api/openapi.json").json()
     schemas = doc["components"]["schemas"]
     for body in ("TaskFromUpload", "TaskFromReference"):
         for alias in ("conversion_type", "newFormat"):
             assert schemas[body]["properties"][alias]["enum"] == formats.format_names()
-    assert set(schemas["Options"]["properties"]) == set(formats.OPTIONS)
+    assert set(schemas["Options"]["properties"]) == set(options.OPTIONS)
     assert schemas["Options"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("fmt", "options"), [
+    ("opus", {"sample_rate": 48000, "channels": 6, "audio_bitrate": 200}),
+    ("flac", {"audio_bitrate": 320}),
+    ("wav", {"audio_bitrate": 320}),
+    ("flac", {"sample_rate": 192000, "channels": 8}),
+    ("flac", {"sample_rate": 192001}),
+    ("m4a", {"max_height": 480}),
+    ("m4a", {"audio_bitrate": 513}),
+    ("mpeg", {"audio_bitrate": 100, "channels": 6}),
+    ("mp4", {"video_bitrate": 1000, "quality": 50}),
+    ("mp3", {"audio": False}),
+])
+def test_the_document_allows_exactly_the_options_the_server_takes(
+        client: TestClient, fmt: str, options: dict[str, Any]) -> None:
+    """Per format: what the JSON body's schema says about options is what validate_options
+    does (so schemathesis's valid requests are never refused)."""
+    from vidconv.formats import FormatError
+    from vidconv.options import validate_options
+
+    doc = client.get("/api/openapi.json").json()
+    schema = {**doc["components"]["schemas"]["TaskFromReference"],
+              "components": doc["components"]}
+    body = {"file": "clip.mp4", "conversion_type": fmt, "options": options}
+    documented = jsonschema.Draft202012Validator(schema).is_valid(body)
+    try:
+        validate_options(fmt, options)
+        accepted = True
+    except FormatError:
+        accepted = False
+    assert documented == accepted
 
 
 def test_swagger_ui_is_served_from_local_assets(client: TestClient) -> None:

@@ -81,6 +81,8 @@ def test_list_honours_max_and_order(api: Api, make_clip: Clip) -> None:
     ({"conversion_type": "mp4", "max_height": "9"}, 422, "max_height"),
     ({"conversion_type": "mp4", "colour": "red"}, 422, "Unknown option"),
     ({"conversion_type": "mp4", "options": "{nope"}, 422, "options"),
+    ({"conversion_type": "flac", "audio_bitrate": "320"}, 422, "does not apply to flac"),
+    ({"conversion_type": "m4a", "max_height": "480"}, 422, "audio-only format m4a"),
 ])
 def test_bad_format_or_options_are_refused_and_nothing_kept(
     api: Api, make_clip: Clip, fields: dict[str, str], status: int, words: str

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from vidconv import formats, resources
+from vidconv import formats, options, resources
 
 CRD = Path(__file__).parents[2] / "crds" / "conversiontasks.vidconv.io.yaml"
 KINDS = {"int": "integer", "number": "number", "bool": "boolean", "choice": "string"}
@@ -35,10 +35,10 @@ def test_format_enum_is_the_formats_module() -> None:
 
 def test_option_types_and_ranges_are_the_formats_module() -> None:
     spec = _version()["schema"]["openAPIV3Schema"]["properties"]["spec"]
-    options = spec["properties"]["options"]["properties"]
-    assert set(options) == set(formats.OPTIONS)
-    for key, option in formats.OPTIONS.items():
-        schema = options[key]
+    declared = spec["properties"]["options"]["properties"]
+    assert set(declared) == set(options.OPTIONS)
+    for key, option in options.OPTIONS.items():
+        schema = declared[key]
         assert schema["type"] == KINDS[option.kind], key
         assert schema.get("minimum") == option.minimum, key
         assert schema.get("maximum") == option.maximum, key

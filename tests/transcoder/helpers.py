@@ -21,6 +21,10 @@ PROMISED = {
     "wmv": ("asf", "wmv2", "wmav2"),
     "mp3": ("mp3", None, "mp3"),
     "av1": ("mov,mp4,m4a,3gp,3g2,mj2", "av1", "aac"),
+    "m4a": ("mov,mp4,m4a,3gp,3g2,mj2", None, "aac"),
+    "opus": ("ogg", None, "opus"),
+    "flac": ("flac", None, "flac"),
+    "wav": ("wav", None, "pcm_s16le"),
 }
 VIDEO_FORMATS = sorted(f for f, (_, video, _) in PROMISED.items() if video)
 

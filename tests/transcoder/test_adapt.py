@@ -11,6 +11,7 @@ from vidconv.transcoder.adapt import (
     choose_layout,
     choose_pix_fmt,
     choose_rate,
+    choose_sample_fmt,
     choose_sample_rate,
     output_size,
     stream_args,
@@ -38,6 +39,26 @@ def test_channel_layouts_are_kept_matched_or_downmixed(
         channels: int, layout: str, codec: object, chosen: str) -> None:
     assert choose_layout(AudioStream(1, "pcm_s16le", channels, layout, 48000),
                          codec.layouts) == chosen  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("asked", "fmt", "chosen"), [
+    (7, "m4a", "5.1"), (7, "opus", "6.1"), (6, "mp3", "stereo"), (1, "wmv", "mono"),
+    (3, "flac", "3.0"), (4, "m4a", "4.0"), (4, "wav", "quad"),
+])
+def test_asked_channels_get_the_codecs_layout_of_that_many_or_the_nearest(
+        asked: int, fmt: str, chosen: str) -> None:
+    stereo = AudioStream(1, "pcm_s16le", 2, "stereo", 48000)
+    assert choose_layout(stereo, FORMATS[fmt].audio.layouts, asked) == chosen
+
+
+@pytest.mark.parametrize(("source", "fmt", "chosen"), [
+    ("s16", "flac", "s16"), ("s16p", "flac", "s16"), ("s32", "flac", "s16|s32"),
+    ("fltp", "flac", "s16|s32"), ("", "flac", "s16|s32"),
+    ("s16", "mp3", "fltp|s32p|s16p"), ("s16", "opus", "flt|s16"),  # floats: no extra rounding
+])
+def test_a_lossless_target_keeps_a_16_bit_source_at_16_bits(
+        source: str, fmt: str, chosen: str) -> None:
+    assert choose_sample_fmt(source, FORMATS[fmt].audio.sample_fmts) == chosen
 
 
 @pytest.mark.parametrize(("rate", "fmt", "chosen"), [

@@ -8,14 +8,13 @@ import pytest
 
 from vidconv.formats import (
     FORMATS,
-    OPTIONS,
     FormatError,
     InvalidOption,
     UnsupportedFormat,
     encode_args,
     format_names,
-    validate_options,
 )
+from vidconv.options import OPTIONS, options_for, validate_options
 
 
 def test_every_promised_format_exists_with_its_file_type() -> None:
@@ -24,7 +23,7 @@ def test_every_promised_format_exists_with_its_file_type() -> None:
     assert FORMATS["mp4"].mime_type == "video/mp4"
     assert FORMATS["wmv"].extension == "wmv"
     assert set(OPTIONS) == {"max_height", "video_bitrate", "quality", "audio", "start", "duration",
-                            "preset"}
+                            "preset", "audio_bitrate", "channels", "sample_rate"}
 
 
 @pytest.mark.parametrize(("raw", "typed"), [
@@ -61,6 +60,14 @@ def test_valid_options_come_back_typed(raw: dict[str, Any], typed: dict[str, Any
     ("mp3", {"audio": "false"}, "audio only"),
     ("mp4", {"preset": "turbo"}, "must be one of fast, balanced, quality, not 'turbo'"),
     ("mp3", {"preset": "fast"}, "audio-only"),
+    ("flac", {"audio_bitrate": "320"}, "does not apply to flac: its flac audio is lossless"),
+    ("wav", {"audio_bitrate": "320"}, "does not apply to wav"),
+    ("opus", {"audio_bitrate": "5"}, "at least 6"),
+    ("m4a", {"audio_bitrate": "600"}, "at most 512"),
+    ("m4a", {"channels": "0"}, "at least 1"),
+    ("wav", {"channels": "9"}, "at most 8"),
+    ("flac", {"sample_rate": "200000"}, "at most 192000"),
+    ("m4a", {"max_height": "480"}, "audio-only"),
 ])
 def test_invalid_options_are_refused_with_a_clear_sentence(
         fmt: str, raw: dict[str, Any], words: str) -> None:
@@ -68,6 +75,29 @@ def test_invalid_options_are_refused_with_a_clear_sentence(
         validate_options(fmt, raw)
     assert words in str(caught.value)
     assert isinstance(caught.value, FormatError) and isinstance(caught.value, ValueError)
+
+
+def test_which_options_each_kind_of_format_takes() -> None:
+    assert "audio_bitrate" not in options_for("flac") and "audio_bitrate" in options_for("wmv")
+    assert "max_height" not in options_for("m4a") and "max_height" in options_for("mp4")
+    assert {"channels", "sample_rate"} <= set(options_for("wav")) & set(options_for("mpeg"))
+    typed = validate_options("m4a", {"audio_bitrate": "96", "channels": "1",
+                                     "sample_rate": "22050"})
+    assert typed == {"audio_bitrate": 96, "channels": 1, "sample_rate": 22050}
+
+
+def test_an_asked_audio_bitrate_replaces_the_profiles_own() -> None:
+    args = encode_args(FORMATS["m4a"], {"audio_bitrate": 96}, has_audio=True)
+    assert args[args.index("-b:a") + 1] == "96k" and args.count("-b:a") == 1
+    default = encode_args(FORMATS["m4a"], {}, has_audio=True)
+    assert default[default.index("-b:a") + 1] == "160k"
+    mp3 = encode_args(FORMATS["mp3"], {"audio_bitrate": 128}, has_audio=True)
+    assert "-q:a" not in mp3 and mp3[mp3.index("-b:a") + 1] == "128k"  # CBR, not VBR
+    # The nearest the codec takes: within its range, on its steps (MP2 has a table).
+    for fmt, asked, given in (("mpeg", 100, "96k"), ("mpeg", 500, "384k"), ("avi", 6, "32k"),
+                              ("webm", 600, "510k"), ("wmv", 100, "100k")):
+        args = encode_args(FORMATS[fmt], {"audio_bitrate": asked}, has_audio=True)
+        assert args[args.index("-b:a") + 1] == given, (fmt, asked)
 
 
 def test_unknown_format_lists_the_choices() -> None:

@@ -104,10 +104,9 @@ def _multipart_form(components: dict[str, Any]) -> dict[str, Any]:
         "allOf": [
             {"oneOf": [{"required": ["file"]}, {"required": ["fileName"]}]},
             {"oneOf": [{"required": ["conversion_type"]}, {"required": ["newFormat"]}]},
-            {"dependentSchemas": {"video_bitrate": {"properties": {"quality": False}}}},
+            *schemas.option_rules(),
             {"dependentSchemas": {"options": {"properties": {k: False for k in option_fields}}}},
-            schemas.format_rules(""),
-            schemas.format_rules("options"),
+            schemas.format_rules("", "options"),
         ],
     }
 

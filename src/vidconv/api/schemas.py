@@ -10,6 +10,7 @@ preformatted string, and speed of decoding a few small JSON bodies is not what l
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, TypeVar
 
@@ -23,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from vidconv import formats
+from vidconv import formats, options
 from vidconv.api.errors import ApiError, unprocessable
 from vidconv.db.models import TaskState
 
@@ -104,12 +105,12 @@ def _error(model: type[Model], error: Any) -> ApiError:
 def _option_error(key: str, kind: str, error: Any) -> ApiError:
     if kind == "extra_forbidden":
         return unprocessable(
-            f"Unknown option {key!r}; valid options are {', '.join(sorted(formats.OPTIONS))}.")
-    spec = formats.OPTIONS.get(key)
+            f"Unknown option {key!r}; valid options are {', '.join(sorted(options.OPTIONS))}.")
     value = error.get("input")
-    try:  # formats.py words every range and type error the same way for both executors
-        if spec is not None:
-            formats.validate_options("mp4" if spec.video_only else "mp3", {key: value})
+    try:  # options.py words every range and type error the same way for both executors
+        fmt = next((f for f in formats.format_names() if key in options.options_for(f)), "")
+        if fmt:
+            options.validate_options(fmt, {key: value})
     except formats.FormatError as exc:
         return unprocessable(str(exc))
     return unprocessable(f"Option {key}: {error.get('msg')}")
@@ -174,7 +175,7 @@ def _whole(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _option_field(spec: formats.OptionSpec) -> tuple[Any, Any]:
+def _option_field(spec: options.OptionSpec) -> tuple[Any, Any]:
     # Typed without None, defaulting to None: an option is given (and then of its type) or
     # left out; an explicit null is refused like any other wrong type.
     if spec.kind == "bool":
@@ -195,7 +196,7 @@ def _option_field(spec: formats.OptionSpec) -> tuple[Any, Any]:
 def _options_schema(schema: dict[str, Any]) -> None:
     for prop in schema.get("properties", {}).values():
         prop.pop("default", None)
-    schema["dependentSchemas"] = {"video_bitrate": {"properties": {"quality": False}}}
+    schema["allOf"] = option_rules()
 
 
 if TYPE_CHECKING:
@@ -205,16 +206,16 @@ else:
         "Options",
         __config__=ConfigDict(extra="forbid", strict=True, json_schema_extra=_options_schema),
         __doc__="Conversion options; give either video_bitrate or quality, not both.",
-        **{key: _option_field(spec) for key, spec in formats.OPTIONS.items()},
+        **{key: _option_field(spec) for key, spec in options.OPTIONS.items()},
     )
 
 
 def parse_option_text(key: str, text: str) -> Any:
     """A multipart option field's text as its typed value (strictly: what the schema says)."""
-    spec = formats.OPTIONS.get(key)
+    spec = options.OPTIONS.get(key)
     if spec is None:
         raise unprocessable(
-            f"Unknown option {key!r}; valid options are {', '.join(sorted(formats.OPTIONS))}.")
+            f"Unknown option {key!r}; valid options are {', '.join(sorted(options.OPTIONS))}.")
     value = text.strip()
     if spec.kind == "bool" and value in ("true", "false"):
         return value == "true"
@@ -229,24 +230,42 @@ def parse_option_text(key: str, text: str) -> Any:
     raise unprocessable(f"Option {key} must be {kind}, not {text!r}.")
 
 
-_AUDIO_ONLY = [name for name, p in formats.FORMATS.items() if p.audio_only]
-_VIDEO_ONLY_OPTIONS = [k for k, s in formats.OPTIONS.items() if s.video_only]
+def _format_options(fmt: str) -> dict[str, Any]:
+    """How format ``fmt`` narrows the Options schema: false for each option it does not take;
+    an audio-only format keeps its audio."""
+    taken = options.options_for(fmt)
+    rules: dict[str, Any] = {key: False for key in options.OPTIONS if key not in taken}
+    if formats.FORMATS[fmt].audio_only:
+        rules["audio"] = {"const": True}
+    return rules
 
 
-def format_rules(container: str) -> dict[str, Any]:
-    """What formats.validate_options refuses across fields, said in JSON Schema: an audio-only
-    format takes no video option and cannot drop its audio. ``container`` is where the
-    options are: ``options`` (JSON) or the form itself (multipart). No if/then or not: a
-    choice between "a format with video" and "options an audio-only format takes"."""
-    video = [name for name in formats.format_names() if name not in _AUDIO_ONLY]
-    forbid: dict[str, Any] = {k: False for k in _VIDEO_ONLY_OPTIONS} | {"audio": {"const": True}}
-    audio_ok: dict[str, Any] = {"properties": forbid}
-    if container:
-        audio_ok = {"properties": {container: audio_ok}}
-    return {"anyOf": [
-        {"properties": {"conversion_type": {"enum": video}, "newFormat": {"enum": video}}},
-        audio_ok,
-    ]}
+def format_rules(*containers: str) -> dict[str, Any]:
+    """What options.validate_options refuses for a format, said in JSON Schema: one branch per
+    group of formats that take the same options (an audio-only format takes no video option
+    and keeps its audio; a lossless one takes no audio bitrate).
+    ``containers`` are where the options may be: ``options`` (JSON) and ``""``, the form itself
+    (multipart, which takes both). One anyOf whose branches each name their formats and hold
+    every container: no if/then or not, and as few choices as schemathesis can expand."""
+    groups: dict[str, list[str]] = {}
+    for fmt in formats.format_names():
+        groups.setdefault(json.dumps(_format_options(fmt), sort_keys=True), []).append(fmt)
+    branches = []
+    for rules, names in groups.items():
+        narrowed = json.loads(rules)
+        props: dict[str, Any] = {"conversion_type": {"enum": names}, "newFormat": {"enum": names}}
+        for container in containers:
+            if container:
+                props[container] = {"properties": narrowed}
+            else:
+                props.update(narrowed)
+        branches.append({"properties": props})
+    return {"anyOf": branches}
+
+
+def option_rules() -> list[dict[str, Any]]:
+    """Options that exclude one another: video_bitrate or quality."""
+    return [{"dependentSchemas": {"video_bitrate": {"properties": {"quality": False}}}}]
 
 
 _FORMAT_MESSAGE = {"conversion_type", "newFormat"}
@@ -276,9 +295,9 @@ class TaskForm(Model):
         return str(fmt)
 
     def checked_options(self) -> dict[str, Any]:
-        """The options, also held to the rules across fields (formats.validate_options)."""
+        """The options, also held to the rules across fields (options.validate_options)."""
         try:
-            return formats.validate_options(
+            return options.validate_options(
                 self.format(), self.options.model_dump(exclude_unset=True))
         except formats.FormatError as exc:
             raise unprocessable(str(exc)) from None

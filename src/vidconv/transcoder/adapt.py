@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from vidconv.formats import Codec, Profile
+from vidconv.formats import CHANNELS, Codec, Profile
 from vidconv.transcoder.probe import AudioStream, MediaInfo, VideoStream, channel_count
 
 # Rates a player expects, kept exact when the probe's average is within 0.5 % of one.
@@ -53,9 +53,10 @@ def stream_args(profile: Profile, info: MediaInfo, options: Mapping[str, Any],
             args += ["-fps_mode", "vfr"]
     if keep_audio and info.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
-        layout = choose_layout(info.audio, profile.audio.layouts)
+        layout = choose_layout(info.audio, profile.audio.layouts, options.get("channels"))
         args += ["-filter:a", ",".join(audio_filters(profile.audio, info.audio, layout,
-                                                     end if shorter == "audio" else 0.0))]
+                                                     end if shorter == "audio" else 0.0,
+                                                     options.get("sample_rate")))]
         if channel_count(layout) > 2:
             args += list(profile.audio.surround_args)
     args += subtitle_args(profile, info)
@@ -79,15 +80,16 @@ def video_filters(profile: Profile, codec: Codec, video: VideoStream,
 
 
 def audio_filters(codec: Codec, audio: AudioStream, layout: str,
-                  pad_until: float = 0.0) -> list[str]:
+                  pad_until: float = 0.0, rate: int | None = None) -> list[str]:
+    """``rate``: the one asked for, else the input's (either way the nearest the codec takes)."""
     filters = ["aresample=async=1:first_pts=0"]
     if pad_until:  # the video runs on: silence until the input's end
         filters.append(f"apad=whole_dur={pad_until:.3f}")
     filters.append("aformat=sample_fmts=s32")
     final = [f"channel_layouts={layout}"]
     if codec.sample_fmts:
-        final.insert(0, "sample_fmts=" + "|".join(codec.sample_fmts))
-    rate = choose_sample_rate(audio.sample_rate, codec.sample_rates)
+        final.insert(0, "sample_fmts=" + choose_sample_fmt(audio.sample_fmt, codec.sample_fmts))
+    rate = choose_sample_rate(rate or audio.sample_rate, codec.sample_rates)
     if rate:
         final.append(f"sample_rates={rate}")
     filters.append("aformat=" + ":".join(final))
@@ -150,6 +152,21 @@ def choose_pix_fmt(source: str, allowed: tuple[str, ...]) -> str:
     return allowed[0]
 
 
+# Integer sample formats of at most 16 bits.
+_SHALLOW = {"u8", "u8p", "s16", "s16p"}
+
+
+def choose_sample_fmt(source: str, allowed: tuple[str, ...]) -> str:
+    """The codec's sample formats as an aformat list. A codec of integer samples only (FLAC:
+    16 or 32 bits) keeps a shallow source at 16 bits rather than padding every sample; codecs
+    that take floats get them, so resampling adds no rounding."""
+    if source in _SHALLOW and not any(f.startswith(("flt", "dbl")) for f in allowed):
+        for fmt in allowed:
+            if fmt in _SHALLOW:
+                return fmt
+    return "|".join(allowed)
+
+
 def choose_sample_rate(rate: int, allowed: tuple[int, ...]) -> int:
     """The nearest rate the codec takes (the higher of two equally near); 0: keep it."""
     if not allowed:
@@ -164,8 +181,13 @@ _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "3.0", 4: "quad", 5: "5.0", 6: "5
                     8: "7.1"}
 
 
-def choose_layout(audio: AudioStream, allowed: tuple[str, ...]) -> str:
-    """The input's layout when the codec takes it, else one like it, else a stereo downmix."""
+def choose_layout(audio: AudioStream, allowed: tuple[str, ...], channels: int | None = None
+                  ) -> str:
+    """The input's layout when the codec takes it, else one like it, else a stereo downmix;
+    with ``channels`` asked for, the codec's layout of that many (or the nearest count,
+    the fewer of two as near)."""
+    if channels:
+        return min(allowed, key=lambda a: (abs(CHANNELS[a] - channels), CHANNELS[a]))
     layout = audio.layout or _DEFAULT_LAYOUTS.get(audio.channels, "")
     if layout in allowed:
         return layout

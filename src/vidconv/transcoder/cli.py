@@ -20,7 +20,8 @@ from typing import Any, NoReturn
 
 from vidconv import logs
 from vidconv.contract import TASK_ID, Result
-from vidconv.formats import FormatError, Profile, get_profile, validate_options
+from vidconv.formats import FormatError, Profile, get_profile
+from vidconv.options import validate_options
 from vidconv.settings import Settings
 from vidconv.transcoder import ffmpeg, locations
 from vidconv.transcoder.errors import BadInput, Retryable, Terminated, TranscodeError

@@ -79,6 +79,7 @@ class AudioStream:
     sample_rate: int = 0
     start: float | None = None
     duration: float | None = None
+    sample_fmt: str = ""  # e.g. "s16", "fltp"; "" when unknown
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ def _ffprobe(ffprobe: str, path: Path, demuxer: str) -> MediaInfo:
         elif kind == "audio" and audio is None and int(s.get("channels") or 0) > 0:
             audio = AudioStream(index, codec, int(s.get("channels") or 0),
                                 str(s.get("channel_layout") or ""),
-                                int(s.get("sample_rate") or 0), start, duration)
+                                int(s.get("sample_rate") or 0), start, duration,
+                                str(s.get("sample_fmt") or ""))
         elif kind == "subtitle":
             subtitles.append(SubtitleStream(index, codec))
     return MediaInfo(demuxer, str(fmt.get("format_name", "")), _float(fmt.get("duration")),
@@ -295,9 +297,11 @@ def _ffmpeg_probe(ffmpeg: str, path: Path, demuxer: str) -> MediaInfo:
             rate = next((int(f[:-3]) for f in fields if re.fullmatch(r"\d+ Hz", f)), 0)
             layout = fields[2] if len(fields) > 2 else ""
             channels = channel_count(layout)
+            sample_fmt = fields[3].split()[0] if len(fields) > 3 and fields[3] else ""
             if channels:
                 audio = AudioStream(index, codec, channels,
-                                    "" if layout.endswith("channels") else layout, rate, start)
+                                    "" if layout.endswith("channels") else layout, rate, start,
+                                    sample_fmt=sample_fmt)
         elif kind == "Subtitle":
             subtitles.append(SubtitleStream(index, codec))
     return MediaInfo(demuxer, found[1], duration, video, audio, tuple(subtitles), origin)

@@ -7,28 +7,10 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidconv import formats, storage
-from vidconv.api.services.errors import Invalid, NotFound
+from vidconv import storage
+from vidconv.api.services.errors import NotFound
 from vidconv.db import outbox
 from vidconv.db.models import Task, TaskState, iso
-
-# Form fields that are not conversion options.
-RESERVED_FIELDS = {"file", "fileName", "conversion_type", "newFormat", "options"}
-
-
-def validate_format(fmt: Any, options: Any) -> tuple[str, dict[str, Any]]:
-    """The format name and typed options, or Invalid with formats.py's one-sentence reason."""
-    if fmt is None or fmt == "":
-        raise Invalid("conversion_type is required")
-    if not isinstance(fmt, str):
-        raise Invalid("conversion_type must be a string")
-    if not isinstance(options, dict):
-        raise Invalid("options must be an object")
-    fmt = fmt.strip().lower().lstrip(".")
-    try:
-        return fmt, formats.validate_options(fmt, options)
-    except formats.FormatError as exc:
-        raise Invalid(str(exc)) from None
 
 
 def insert_task(sessions: sessionmaker[Session], task: Task) -> None:

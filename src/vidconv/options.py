@@ -1,0 +1,141 @@
+"""The options a task may carry, which of them each format takes, and their strict validation.
+
+``OPTIONS`` is the one definition of the keys and their ranges (the API's Options model and the
+CRD's schema mirror it); ``options_for(fmt)`` is the ones format ``fmt`` takes: no video option
+for an audio-only format, no audio bitrate for a lossless one. Within its range a value is
+never refused for a codec's sake: the transcoder takes the nearest the codec carries (a channel
+count, a sample rate, a bitrate; vidconv.formats has each codec's). That keeps the rules few
+enough for the API's OpenAPI document to state them per format (tests/api fuzzes the API with
+schemathesis, which expands every choice in a request's schema), so a request the document
+allows is never refused.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vidconv.formats import PRESETS, InvalidOption, Profile, get_profile
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    kind: str  # int | number | bool | choice
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    video_only: bool = False
+    description: str = ""
+    choices: tuple[str, ...] = ()  # kind "choice": the accepted values
+
+
+# The one definition of the option keys and ranges; the CRD schema must match it.
+OPTIONS: dict[str, OptionSpec] = {
+    "max_height": OptionSpec("int", 16, 4320, video_only=True,
+                             description="scale down to at most this height, keeping aspect"),
+    "video_bitrate": OptionSpec("int", 100, 50000, video_only=True,
+                                description="target video bitrate in kbit/s"),
+    "quality": OptionSpec("int", 0, 100, description="0 smallest .. 100 best; mapped per codec"),
+    "audio": OptionSpec("bool", description="keep the audio track (default true)"),
+    "start": OptionSpec("number", 0, None, description="skip this many seconds of the input"),
+    "duration": OptionSpec("number", 0, None, exclusive_minimum=True,
+                           description="convert at most this many seconds"),
+    "preset": OptionSpec("choice", video_only=True, choices=PRESETS,
+                         description="encoder speed: fast, balanced (default) or quality"),
+    "audio_bitrate": OptionSpec("int", 6, 512,
+                                description="audio bitrate in kbit/s, or the nearest the codec "
+                                            "takes (lossy codecs only)"),
+    "channels": OptionSpec("int", 1, 8,
+                           description="up- or downmix to this many audio channels, or the "
+                                       "nearest count the codec carries"),
+    "sample_rate": OptionSpec("int", 8000, 192000,
+                              description="resample the audio to this rate (Hz), or the "
+                                          "nearest the codec takes"),
+}
+
+
+def options_for(fmt: str) -> dict[str, OptionSpec]:
+    """The options format ``fmt`` takes."""
+    profile = get_profile(fmt)
+    return {key: spec for key, spec in OPTIONS.items() if _applies(profile, key, spec)}
+
+
+def _applies(profile: Profile, key: str, spec: OptionSpec) -> bool:
+    if spec.video_only and profile.audio_only:
+        return False
+    if key == "audio_bitrate":
+        return profile.audio.bitrates != (0, 0)
+    return True
+
+
+def _not_applicable(profile: Profile, key: str) -> str:
+    if key == "audio_bitrate":
+        return (f"Option audio_bitrate does not apply to {profile.name}: its {profile.audio.name} "
+                "audio is lossless.")
+    return f"Option {key} does not apply to the audio-only format {profile.name}."
+
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def _parse_value(key: str, spec: OptionSpec, raw: Any) -> Any:
+    text = str(raw).strip().lower() if not isinstance(raw, bool) else raw
+    if spec.kind == "choice":
+        if isinstance(text, str) and text in spec.choices:
+            return text
+        raise InvalidOption(f"Option {key} must be one of {', '.join(spec.choices)}, "
+                            f"not {raw!r}.")
+    if spec.kind == "bool":
+        if isinstance(text, bool):
+            return text
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise InvalidOption(f"Option {key} must be true or false, not {raw!r}.")
+    value: float
+    try:
+        if isinstance(raw, bool):
+            raise ValueError
+        if spec.kind == "int":
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError
+            value = int(raw) if isinstance(raw, int | float) else int(str(raw).strip())
+        else:
+            value = float(raw)
+    except (TypeError, ValueError):
+        kind = "a whole number" if spec.kind == "int" else "a number"
+        raise InvalidOption(f"Option {key} must be {kind}, not {raw!r}.") from None
+    if not math.isfinite(value):
+        raise InvalidOption(f"Option {key} must be a finite number, not {raw!r}.")
+    low, high = spec.minimum, spec.maximum
+    if low is not None and (value <= low if spec.exclusive_minimum else value < low):
+        bound = "greater than" if spec.exclusive_minimum else "at least"
+        raise InvalidOption(f"Option {key} must be {bound} {low:g}, not {raw!r}.")
+    if high is not None and value > high:
+        raise InvalidOption(f"Option {key} must be at most {high:g}, not {raw!r}.")
+    return value
+
+
+def validate_options(fmt: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``options`` for format ``fmt``; return them typed. Raises a FormatError."""
+    profile = get_profile(fmt)
+    allowed = options_for(fmt)
+    result: dict[str, Any] = {}
+    for key, raw in options.items():
+        if key not in OPTIONS:
+            raise InvalidOption(
+                f"Unknown option {key!r}; valid options are {', '.join(sorted(OPTIONS))}."
+            )
+        spec = allowed.get(key)
+        if spec is None:
+            raise InvalidOption(_not_applicable(profile, key))
+        result[key] = _parse_value(key, spec, raw)
+    if profile.audio_only and result.get("audio") is False:
+        raise InvalidOption(f"Format {fmt} is audio only, so audio cannot be turned off.")
+    if "video_bitrate" in result and "quality" in result:
+        raise InvalidOption("Give either video_bitrate or quality, not both.")
+    return result
