@@ -58,7 +58,8 @@ def test_schemathesis_finds_no_disagreement_with_the_document(
             token = http.post("/api/auth/login", json={"username": "fuzz",
                                                        "password": PASSWORD}).json()["token"]
         run = subprocess.run(
-            [str(st) if st.exists() else "st", "run", f"{base}/api/openapi.json",
+            [str(st) if st.exists() else "st", "--config-file",
+             str(Path(__file__).with_name("schemathesis.toml")), "run", f"{base}/api/openapi.json",
              "--checks", "all", "--max-examples", EXAMPLES, "--seed", "1", "--workers", "1",
              "--header", f"Authorization: Bearer {token}", "--no-color",
              "--report", "junit", "--report-dir", str(tmp_path / "report")],
