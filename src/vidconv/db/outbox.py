@@ -134,6 +134,7 @@ class Claimed:
     payload: str
     attempts: int
     retry_from: datetime
+    lease: str  # the token it is held under; the attempt is recorded with it
 
 
 def _due(now: datetime) -> list[ColumnElement[bool]]:
@@ -143,29 +144,23 @@ def _due(now: datetime) -> list[ColumnElement[bool]]:
 
 
 def claim_due(
-    sessions: sessionmaker[Session], owner: str, lease_seconds: float, limit: int
+    sessions: sessionmaker[Session], lease: str, lease_seconds: float, limit: int
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due events for ``owner``; another process never gets the same."""
+    """Lease up to ``limit`` due events under ``lease`` (a token new for each call); another
+    process never gets the same ones."""
     now = utcnow()
-    with sessions() as session:
-        ids = list(session.scalars(select(WebhookEvent.id).where(*_due(now))
-                                   .order_by(WebhookEvent.next_attempt_at).limit(limit)))
-    claimed = []
-    for event_id in ids:
-        with sessions.begin() as session:
-            # The conditions again, in the UPDATE itself: PostgreSQL re-checks them on a row
-            # another transaction just changed, SQLite runs one writer at a time.
-            won = session.execute(
-                update(WebhookEvent).where(WebhookEvent.id == event_id, *_due(now))
-                .values(lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds))
-            ).rowcount  # type: ignore[attr-defined]
-            if not won:
-                continue
-            event = session.get(WebhookEvent, event_id)
-            assert event is not None
-            claimed.append(Claimed(event.id, event.owner_id, event.url, event.payload,
-                                   event.attempts, event.retry_from))
-    return claimed
+    with sessions.begin() as session:
+        ids = select(WebhookEvent.id).where(*_due(now)).order_by(
+            WebhookEvent.next_attempt_at).limit(limit).scalar_subquery()
+        # The conditions again, in the UPDATE itself: PostgreSQL re-checks them on a row another
+        # transaction just changed (that one then stays out), SQLite runs one writer at a time.
+        session.execute(
+            update(WebhookEvent).where(WebhookEvent.id.in_(ids), *_due(now))
+            .values(lease_owner=lease, lease_until=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False))
+        won = session.scalars(select(WebhookEvent).where(WebhookEvent.lease_owner == lease))
+        return [Claimed(e.id, e.owner_id, e.url, e.payload, e.attempts, e.retry_from, lease)
+                for e in won]
 
 
 @dataclass(frozen=True)
@@ -187,10 +182,10 @@ class Next:
 
 
 def record_attempt(
-    sessions: sessionmaker[Session], event_id: str, owner: str, attempt: Attempt, after: Next
+    sessions: sessionmaker[Session], event_id: str, lease: str, attempt: Attempt, after: Next
 ) -> None:
     """Log the attempt and release the lease. An attempt always counts; the event's status
-    only changes while ``owner`` still holds the lease."""
+    only changes while ``lease`` still holds it."""
     with sessions.begin() as session:
         if session.get(WebhookEvent, event_id) is None:
             return  # its owner is gone (the user was deleted)
@@ -207,7 +202,7 @@ def record_attempt(
         if after.status is DeliveryStatus.DELIVERED:
             values["delivered_at"] = attempt.at
         session.execute(update(WebhookEvent)
-                        .where(WebhookEvent.id == event_id, WebhookEvent.lease_owner == owner)
+                        .where(WebhookEvent.id == event_id, WebhookEvent.lease_owner == lease)
                         .values(**values))
         if after.status is not DeliveryStatus.PENDING:
             # Done with an event of a task deleted meanwhile: nothing will list it any more.

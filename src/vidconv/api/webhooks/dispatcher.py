@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import random
@@ -78,7 +79,10 @@ class Dispatcher:
     ) -> None:
         self.settings, self.sessions, self.box = settings, sessions, box
         self.metrics = WebhookMetrics(registry, sessions)
+        # Who holds a lease, for a person reading the table: host, pid, a nonce, the claim.
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self._claims = itertools.count(1)
+        self._wake = asyncio.Event()  # a delivery ended: there is room to claim more
         # Long enough for a claim, one attempt and its record; a dead process's events wait
         # this long before another process sends them.
         self.lease_seconds = 3 * settings.webhook_timeout_seconds + 5
@@ -107,20 +111,29 @@ class Dispatcher:
         async with httpx.AsyncClient(proxy=proxy, follow_redirects=False, trust_env=False,
                                      timeout=self.settings.webhook_timeout_seconds) as client:
             while True:
+                self._wake.clear()
                 free = IN_FLIGHT - len(self._inflight)
                 if free > 0:
                     try:
                         claimed = await asyncio.to_thread(
-                            outbox.claim_due, self.sessions, self.owner, self.lease_seconds,
-                            free)
+                            outbox.claim_due, self.sessions, f"{self.owner}:{next(self._claims)}",
+                            self.lease_seconds, free)
                     except (OperationalError, InterfaceError) as exc:
                         log.warning("cannot read the webhook outbox: %s", exc.orig or exc)
                         claimed = []
                     for event in claimed:
                         task = asyncio.create_task(self._deliver(client, event))
                         self._inflight.add(task)
-                        task.add_done_callback(self._inflight.discard)
-                await asyncio.sleep(self.settings.webhook_poll_seconds)
+                        task.add_done_callback(self._ended)
+                    if len(claimed) == free:
+                        continue  # maybe more are due: claim again once there is room
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                        await self._wake.wait()
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._wake.set()
 
     async def _deliver(self, client: httpx.AsyncClient, event: outbox.Claimed) -> None:
         try:
@@ -140,7 +153,7 @@ class Dispatcher:
         for delay in (*RECORD_TRIES, None):
             try:
                 await asyncio.to_thread(outbox.record_attempt, self.sessions, event.id,
-                                        self.owner, attempt, after)
+                                        event.lease, attempt, after)
                 return
             except (OperationalError, InterfaceError) as exc:
                 if delay is None:
