@@ -260,6 +260,25 @@ def test_redeliver_sends_the_same_event_again(hooks: Hooks, receiver: Receiver) 
     assert [a["status_code"] for a in log["attempts"]] == [200, 200]
 
 
+def test_a_delivery_in_flight_at_shutdown_ends_first_and_is_not_sent_again(
+    make_settings: MakeSettings, receiver: Receiver
+) -> None:
+    receiver.script(Reply(200, delay=1.5))
+    settings = make_settings(**FAST)
+    with open_client(settings) as client:
+        hooks = Hooks(client)
+        hooks.signup()
+        hooks.rotate()
+        task_id = hooks.fail_fast(receiver.url())
+        receiver.wait_for(1)  # in flight: the receiver holds its answer as the app stops
+    with open_client(settings) as client:  # the same data: a restart
+        again = Hooks(client)
+        again.token = hooks.token
+        delivery = again.delivery(task_id, "delivered")
+        assert [a["status_code"] for a in delivery["attempts"]] == [200]
+    assert len(receiver.requests) == 1
+
+
 def test_a_loopback_callback_is_refused_by_default_and_nothing_is_sent(
     make_settings: MakeSettings, receiver: Receiver
 ) -> None:

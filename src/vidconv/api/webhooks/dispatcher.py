@@ -87,13 +87,19 @@ class Dispatcher:
         # this long before another process sends them.
         self.lease_seconds = 3 * settings.webhook_timeout_seconds + 5
         self._loop: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
         self._inflight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._loop = asyncio.create_task(self._run(), name="vidconv-webhooks")
+        client = httpx.AsyncClient(proxy=self.settings.webhook_proxy or None,
+                                   follow_redirects=False, trust_env=False,
+                                   timeout=self.settings.webhook_timeout_seconds)
+        self._loop = asyncio.create_task(self._run(client), name="vidconv-webhooks")
+        self._client = client
 
     async def stop(self) -> None:
-        """Stop looking for work; let deliveries in flight finish (each is time-bounded)."""
+        """Stop looking for work; let deliveries in flight finish (each is time-bounded), and
+        only then close the client they send with."""
         if self._loop is not None:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -105,31 +111,31 @@ class Dispatcher:
         for task in list(self._inflight):  # stuck recording: its lease runs out, it goes again
             task.cancel()
         await asyncio.gather(*self._inflight, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
 
-    async def _run(self) -> None:
-        proxy = self.settings.webhook_proxy or None
-        async with httpx.AsyncClient(proxy=proxy, follow_redirects=False, trust_env=False,
-                                     timeout=self.settings.webhook_timeout_seconds) as client:
-            while True:
-                self._wake.clear()
-                free = IN_FLIGHT - len(self._inflight)
-                if free > 0:
-                    try:
-                        claimed = await asyncio.to_thread(
-                            outbox.claim_due, self.sessions, f"{self.owner}:{next(self._claims)}",
-                            self.lease_seconds, free)
-                    except (OperationalError, InterfaceError) as exc:
-                        log.warning("cannot read the webhook outbox: %s", exc.orig or exc)
-                        claimed = []
-                    for event in claimed:
-                        task = asyncio.create_task(self._deliver(client, event))
-                        self._inflight.add(task)
-                        task.add_done_callback(self._ended)
-                    if len(claimed) == free:
-                        continue  # maybe more are due: claim again once there is room
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.webhook_poll_seconds):
-                        await self._wake.wait()
+    async def _run(self, client: httpx.AsyncClient) -> None:
+        while True:
+            self._wake.clear()
+            free = IN_FLIGHT - len(self._inflight)
+            if free > 0:
+                try:
+                    claimed = await asyncio.to_thread(
+                        outbox.claim_due, self.sessions, f"{self.owner}:{next(self._claims)}",
+                        self.lease_seconds, free)
+                except (OperationalError, InterfaceError) as exc:
+                    log.warning("cannot read the webhook outbox: %s", exc.orig or exc)
+                    claimed = []
+                for event in claimed:
+                    task = asyncio.create_task(self._deliver(client, event))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._ended)
+                if len(claimed) == free:
+                    continue  # maybe more are due: claim again once there is room
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                    await self._wake.wait()
 
     def _ended(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
