@@ -109,21 +109,26 @@ def transcoder_env(
 
 @dataclass(frozen=True)
 class Progress:
-    """``{"event": "progress", "progress": 0..100, "fps", "speed", "out_time"}``."""
+    """``{"event": "progress", "progress": 0..100, "fps", "speed", "out_time",
+    "input_duration"}``: speed is x real time; input_duration (the probe's, seconds) lets a
+    reader tell how much is left (``vidconv.formats.expected_duration``)."""
 
     progress: float
     fps: float | None = None
     speed: float | None = None
     out_time: float | None = None
+    input_duration: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {"event": "progress", "progress": self.progress, "fps": self.fps,
-                "speed": self.speed, "out_time": self.out_time}
+                "speed": self.speed, "out_time": self.out_time,
+                "input_duration": self.input_duration}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Progress:
         return cls(_float(data.get("progress")) or 0.0, _float(data.get("fps")),
-                   _float(data.get("speed")), _float(data.get("out_time")))
+                   _float(data.get("speed")), _float(data.get("out_time")),
+                   _float(data.get("input_duration")))
 
 
 @dataclass(frozen=True)

@@ -244,6 +244,21 @@ def get_profile(fmt: str) -> Profile:
         ) from None
 
 
+def expected_duration(input_duration: float | None, options: Mapping[str, Any]) -> float | None:
+    """Seconds of output a conversion of an input this long makes with these options (trim).
+
+    The transcoder's progress is out_time over this; the API's ETA is what is left of it over
+    the speed. None when neither the input's duration nor a ``duration`` option is known.
+    """
+    if input_duration is None:
+        duration = options.get("duration")
+        return None if duration is None else float(duration)
+    remaining = max(0.0, input_duration - float(options.get("start", 0)))
+    if "duration" in options:
+        return min(remaining, float(options["duration"]))
+    return remaining
+
+
 def encode_args(profile: Profile, options: Mapping[str, Any], has_audio: bool) -> list[str]:
     """ffmpeg output arguments (encoders, speed, quality) for validated ``options``.
 

@@ -66,6 +66,34 @@ def test_task_goes_pending_started_success_and_stays_finished(
         assert task.started_at is not None and task.finished_at is not None
 
 
+def _row(sessions: sessionmaker[Session], task_id: str) -> Task:
+    with sessions() as s:
+        task = s.get(Task, task_id)
+        assert task is not None
+        return task
+
+
+def test_progress_keeps_fps_and_speed_and_every_change_is_a_new_revision(
+    sessions: sessionmaker[Session],
+) -> None:
+    task_id = _task(sessions)
+    assert _row(sessions, task_id).revision == 0
+    updates.record_started(sessions, task_id)
+    # The transcoder's first report: nothing converted yet, but the input's duration is known.
+    assert updates.record_progress(sessions, task_id, 0, input_duration=12.5)
+    assert updates.record_progress(sessions, task_id, 30, fps=60.0, speed=2.0)
+    assert not updates.record_progress(sessions, task_id, 30, fps=60.0, speed=2.0)  # a replay
+    assert updates.record_progress(sessions, task_id, 30, fps=45.0, speed=1.5)  # same %, slower
+    assert not updates.record_progress(sessions, task_id, 20, fps=99.0, speed=9.0)  # backwards
+    row = _row(sessions, task_id)
+    assert (row.progress, row.fps, row.speed, row.input_duration) == (30.0, 45.0, 1.5, 12.5)
+    assert row.revision == 4  # started, and three progress writes that changed something
+    updates.record_result(sessions, task_id, Result(ok=True, size=1, duration=2.0))
+    assert _row(sessions, task_id).revision == 5
+    assert not updates.record_progress(sessions, task_id, 100, fps=1.0)  # finished: unchanged
+    assert _row(sessions, task_id).revision == 5
+
+
 def test_failure_result_keeps_the_error_and_code(sessions: sessionmaker[Session]) -> None:
     task_id = _task(sessions)
     updates.record_result(sessions, task_id, Result.failure("invalid_input", "not a video"))
@@ -108,12 +136,13 @@ def test_a_requeued_task_waits_as_pending_and_keeps_its_attempts(
 ) -> None:
     task_id = _task(sessions)
     updates.record_started(sessions, task_id, attempts=1)
-    updates.record_progress(sessions, task_id, 55)
+    updates.record_progress(sessions, task_id, 55, fps=30.0, speed=1.0)
     assert updates.record_requeued(sessions, task_id)
     with sessions() as s:
         task = s.get(Task, task_id)
         assert task is not None
         assert (task.status, task.progress, task.attempts) == ("PENDING", 0.0, 1)
+        assert (task.fps, task.speed) == (None, None)
     updates.record_result(
         sessions, task_id, Result(ok=True, size=1, duration=2.0, input_duration=2.04))
     assert not updates.record_requeued(sessions, task_id)  # a finished task stays finished

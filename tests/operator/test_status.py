@@ -105,3 +105,42 @@ def test_a_log_tail_as_termination_message_still_yields_the_result() -> None:
     assert (parsed.ok, parsed.error) == (False, "boom")
     assert (killed.ok, killed.error) == (False, "Killed")
     assert parse_termination_message("") is None
+
+
+def test_a_progress_report_goes_through_the_cr_status_into_the_row(tmp_path: Any) -> None:
+    """The transcoder's report as it patches the CR (status_fields), mirrored by the operator:
+    the row then has what the API's event stream tells (progress, fps, speed, the ETA)."""
+    from vidconv.api.services.progress import Snapshot
+    from vidconv.contract import Progress
+    from vidconv.db.models import Task, User
+    from vidconv.db.session import make_engine, make_sessionmaker, upgrade
+    from vidconv.operator.status import mirror_status
+    from vidconv.transcoder.report import status_fields
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    sessions = make_sessionmaker(make_engine(url))
+    with sessions.begin() as s:
+        user = User(username="ana", email="ana@example.com", password_hash="x")
+        s.add(user)
+        s.flush()
+        task = Task(owner_id=user.id, conversion_type="webm", input_key="i", output_key="o",
+                    options={"duration": 10})
+        s.add(task)
+        s.flush()
+        task_id = task.id
+
+    event = Progress(42.5, fps=61.234, speed=2.5, out_time=4.25, input_duration=30.0)
+    status = {"phase": "Running", "attempts": 1, **status_fields(event.to_json())}
+    assert status == {"phase": "Running", "attempts": 1, "progress": 42.5, "fps": 61.23,
+                      "speed": 2.5, "inputDuration": 30.0}
+    mirror_status(sessions, task_id, status)
+    with sessions() as s:
+        row = s.get(Task, task_id)
+        assert row is not None
+        live = Snapshot.of(row)
+    assert (live.state, live.progress, live.fps, live.speed) == ("STARTED", 42.5, 61.23, 2.5)
+    assert live.eta_seconds == 2.3  # 57.5 % of the 10 s asked for, at 2.5x
+    # Unknown values (ffmpeg has not said yet) are nulls: a merge patch removes them.
+    assert status_fields({"progress": 0, "fps": None, "speed": float("nan")}) == {
+        "progress": 0.0, "fps": None, "speed": None, "inputDuration": None}

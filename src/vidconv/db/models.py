@@ -97,6 +97,12 @@ class Task(Base):
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(16), default=TaskState.PENDING.value, index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
+    # As the transcoder last reported them while converting (frames/s, x real time).
+    fps: Mapped[float | None] = mapped_column(Float, nullable=True)
+    speed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Counts the writes of vidconv.db.updates: the event stream's ids, and how a poll of the
+    # row tells that something changed.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     original_filename: Mapped[str] = mapped_column(String(255), default="")
     input_key: Mapped[str] = mapped_column(String(512))
     output_key: Mapped[str] = mapped_column(String(512))

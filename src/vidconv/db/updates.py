@@ -7,6 +7,8 @@ Each is a single UPDATE whose WHERE clause holds its conditions, so a row delete
 user deleted the task while a worker reports on it) is a normal outcome: the write returns False.
 An end state (SUCCESS, FAILURE, REVOKED) also writes the task's webhook event into the outbox
 (``vidconv.db.outbox``), in the same transaction.
+Every write that changes a row adds one to its ``revision``: readers that poll the row (the API's
+event stream, on any replica) see that something changed, and it numbers the stream's events.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, update
+from sqlalchemy import and_, case, or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.contract import Result
@@ -36,7 +38,7 @@ def _finish(sessions: sessionmaker[Session], task_id: str, values: Mapping[str, 
         result = session.execute(
             update(Task)
             .where(Task.id == task_id, Task.status.in_(_UNFINISHED))
-            .values(**values)
+            .values(**values, revision=Task.revision + 1)
         )
         if not result.rowcount:  # type: ignore[attr-defined]
             return False
@@ -64,6 +66,7 @@ def record_started(
                     else_=Task.started_at,
                 ),
                 attempts=case((Task.attempts < attempts, attempts), else_=Task.attempts),
+                revision=Task.revision + 1,
             )
             .execution_options(synchronize_session=False)
         )
@@ -76,25 +79,39 @@ def record_requeued(sessions: sessionmaker[Session], task_id: str) -> bool:
         result = session.execute(
             update(Task)
             .where(Task.id == task_id, Task.status == TaskState.STARTED.value)
-            .values(status=TaskState.PENDING.value, progress=0.0, started_at=None)
+            .values(status=TaskState.PENDING.value, progress=0.0, fps=None, speed=None,
+                    started_at=None, revision=Task.revision + 1)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def record_progress(sessions: sessionmaker[Session], task_id: str, progress: float) -> bool:
-    """Progress only grows (a retried attempt does not make the bar jump back)."""
+def record_progress(
+    sessions: sessionmaker[Session], task_id: str, progress: float, *,
+    fps: float | None = None, speed: float | None = None, input_duration: float | None = None,
+) -> bool:
+    """Progress only grows (a retried attempt does not make the bar jump back); at the same
+    progress a new fps or speed is still recorded. ``input_duration`` (once probed) fills the
+    row's when given. A replay of the same values changes nothing (no new revision)."""
     progress = max(0.0, min(100.0, float(progress)))
+    values: dict[str, Any] = {"fps": _rate(fps), "speed": _rate(speed)}
+    if _rate(input_duration) is not None:
+        values["input_duration"] = _rate(input_duration)
+    news = [getattr(Task, k).is_distinct_from(v) for k, v in values.items()]
     with sessions.begin() as session:
         result = session.execute(
             update(Task)
             .where(
                 Task.id == task_id,
                 Task.status.in_(_UNFINISHED),
-                Task.progress < progress,
+                or_(Task.progress < progress, and_(Task.progress == progress, or_(*news))),
             )
-            .values(progress=progress)
+            .values(**values, progress=progress, revision=Task.revision + 1)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None or not value >= 0 or value == float("inf") else float(value)
 
 
 def record_success(

@@ -197,6 +197,10 @@ def output_result(out: Mapping[str, Any]) -> Result:
                              **{src: out.get(dst) for src, dst in _OUTPUT_FIELDS}})
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -228,7 +232,11 @@ def mirror_status(
         )
     progress = status.get("progress")
     if isinstance(progress, int | float) and phase in (Phase.RUNNING, Phase.SUCCEEDED):
-        updates.record_progress(sessions, task_id, float(progress))
+        # What the transcoder's reporter patched (vidconv.transcoder.report.STATUS_FIELDS).
+        updates.record_progress(
+            sessions, task_id, float(progress), fps=_number(status.get("fps")),
+            speed=_number(status.get("speed")),
+            input_duration=_number(status.get("inputDuration")))
     if phase is Phase.SUCCEEDED:
         result = output_result(status.get("output") or {})
         updates.record_success(

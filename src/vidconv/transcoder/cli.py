@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from vidconv import logs
-from vidconv.contract import TASK_ID, Result
+from vidconv.contract import TASK_ID, Progress, Result
 from vidconv.formats import FormatError, Profile, get_profile
 from vidconv.options import validate_options
 from vidconv.settings import Settings
@@ -97,22 +97,25 @@ def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
                                settings.max_duration_seconds)
     expected = ffmpeg.expected_duration(info, options)
     log.info("running %s", " ".join(cmd))
-    reporters.progress({"event": "progress", "progress": 0, "fps": None, "speed": None,
-                        "out_time": 0.0})
-    run = ffmpeg.run(cmd, expected, settings.transcode_timeout_seconds, reporters.progress)
+    duration = None if info.duration is None else round(info.duration, 3)
+
+    def report(event: dict[str, Any]) -> None:
+        reporters.progress(Progress.from_json({**event, "input_duration": duration}).to_json())
+
+    report({"progress": 0, "out_time": 0.0})
+    run = ffmpeg.run(cmd, expected, settings.transcode_timeout_seconds, report)
     result = _verify(tools, output, profile, expected, run.out_time,
                      keep_audio=info.audio is not None and options.get("audio", True))
     marks.append(time.monotonic())
-    reporters.progress({"event": "progress", "progress": 100, "fps": None,
-                        "speed": round(run.out_time / run.elapsed, 2) if run.elapsed else None,
-                        "out_time": round(run.out_time, 3)})
+    report({"progress": 100, "speed": round(run.out_time / run.elapsed, 2) if run.elapsed
+            else None, "out_time": round(run.out_time, 3)})
     uploaded = locations.deliver(settings, output, args.output)
     marks.append(time.monotonic())
     log.info("timings: fetch %.3f s, probe %.3f s, ffmpeg %.3f s, deliver %.3f s",
              *(b - a for a, b in zip(marks, marks[1:], strict=False)))
     return Result(ok=True, output=args.output, size=uploaded, **result, format=profile.name,
                   command=cmd,
-                  input_duration=None if info.duration is None else round(info.duration, 3),
+                  input_duration=duration,
                   ffmpeg=tools.ffmpeg, ffmpeg_source=tools.source)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from vidconv import formats
 from vidconv.formats import Profile, encode_args
 from vidconv.transcoder.adapt import stream_args
 from vidconv.transcoder.diagnose import MAX_ERROR_RATE, classify, decode_problems
@@ -52,12 +53,7 @@ def _seconds(value: float) -> str:
 
 
 def expected_duration(info: MediaInfo, options: Mapping[str, Any]) -> float | None:
-    if info.duration is None:
-        return options.get("duration")
-    remaining = max(0.0, info.duration - float(options.get("start", 0)))
-    if "duration" in options:
-        return min(remaining, float(options["duration"]))
-    return remaining
+    return formats.expected_duration(info.duration, options)
 
 
 try:  # loaded before any fork: the child only makes one call

@@ -109,8 +109,28 @@ class TerminationLogReporter:
         pass
 
 
+# A progress event's fields -> the ConversionTask status fields they go to (the CRD's names).
+STATUS_FIELDS = (("progress", "progress"), ("fps", "fps"), ("speed", "speed"),
+                 ("input_duration", "inputDuration"))
+
+
+def status_fields(event: Mapping[str, Any]) -> dict[str, Any]:
+    """A progress event as the CR's status fields; an unknown value is null (merge patch: gone)."""
+    out: dict[str, Any] = {}
+    for src, dst in STATUS_FIELDS:
+        value = event.get(src)
+        if isinstance(value, int | float) and 0 <= value < float("inf"):  # NaN is not
+            out[dst] = round(value, 2)
+        else:
+            out[dst] = None
+    out["progress"] = max(0.0, min(100.0, out["progress"] or 0.0))
+    return out
+
+
 class KubeStatusReporter:
-    """Merge-patches ``status.progress`` of our ConversionTask, at most every ``interval`` s.
+    """Merge-patches ``status.progress``, ``fps``, ``speed`` and ``inputDuration`` of our
+    ConversionTask, at most every ``interval`` s (the operator mirrors them into the task row,
+    which the API's event stream reads).
 
     Patches go out from a background thread, so a slow API server never stalls ffmpeg's pipe.
     """
@@ -119,8 +139,8 @@ class KubeStatusReporter:
                  interval: float = 2.0, timeout: float = 5.0) -> None:
         self.url, self.headers, self.context = url, dict(headers), context
         self.interval, self.timeout = interval, timeout
-        self._pending: int | None = None
-        self._sent: int | None = None
+        self._pending: dict[str, Any] | None = None
+        self._sent: dict[str, Any] | None = None
         self._last = 0.0
         self._closed = False
         self._cond = threading.Condition()
@@ -153,12 +173,15 @@ class KubeStatusReporter:
 
     def progress(self, event: Mapping[str, Any]) -> None:
         with self._cond:
-            self._pending = int(event.get("progress", 0))
+            self._pending = status_fields(event)
             self._cond.notify()
 
     def result(self, result: Mapping[str, Any]) -> None:
         if result.get("status") == "ok":
-            self.progress({"progress": 100})
+            with self._cond:
+                last = self._pending or self._sent or {}
+            self.progress({**{src: last.get(dst) for src, dst in STATUS_FIELDS},
+                           "progress": 100})
 
     def close(self) -> None:
         with self._cond:
@@ -185,16 +208,16 @@ class KubeStatusReporter:
                 self._sent = value
             self._last = time.monotonic()
 
-    def _patch(self, progress: int) -> None:
+    def _patch(self, fields: dict[str, Any]) -> None:
         import urllib.request
 
-        body = json.dumps({"status": {"progress": progress}}).encode()
+        body = json.dumps({"status": fields}).encode()
         request = urllib.request.Request(self.url, data=body, method="PATCH", headers=self.headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout, context=self.context) as r:
                 r.read()
         except Exception as exc:  # noqa: BLE001 - reporting must never fail the conversion
-            log.warning("could not patch ConversionTask progress=%s: %s", progress, exc)
+            log.warning("could not patch ConversionTask status %s: %s", fields, exc)
 
 
 class Reporters:

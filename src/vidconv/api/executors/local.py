@@ -323,19 +323,22 @@ class LocalExecutor:
         """Read the transcoder's JSON lines: progress into the row, the result returned."""
         assert proc.stdout is not None
         result: Result | None = None
-        last_write, last_value = 0.0, 0.0
+        last_write, last_value = 0.0, Progress(0.0)
         async for line in proc.stdout:
             event = contract.parse_line(line)
             if isinstance(event, Result):
                 result = event
             elif isinstance(event, Progress):
                 now = time.monotonic()
-                if event.progress > last_value and now - last_write >= PROGRESS_INTERVAL:
+                # The first report (progress 0, the input's duration) too: the ETA needs it.
+                if event != last_value and now - last_write >= PROGRESS_INTERVAL:
                     last_write = now
                     try:
                         await asyncio.to_thread(
-                            updates.record_progress, self.sessions, task_id, event.progress)
-                        last_value = event.progress
+                            updates.record_progress, self.sessions, task_id, event.progress,
+                            fps=event.fps, speed=event.speed,
+                            input_duration=event.input_duration)
+                        last_value = event
                     except (OperationalError, InterfaceError):
                         pass  # progress is best effort: the database may be back next time
         return result
