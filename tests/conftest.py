@@ -13,10 +13,10 @@ from tests import servers
 from vidconv.settings import Settings
 from vidconv.transcoder.tools import locate
 
-# Fixtures of the chart (the Helm library), of the real control plane, of our images and the
-# webhook receiver, for every test tree.
+# Fixtures of the chart (the Helm library), of the real control plane, of our images, the
+# webhook receiver and `vidconv serve` as a real server, for every test tree.
 pytest_plugins = ["tests.chart.fixtures", "tests.kubernetes.fixtures", "tests.images.fixtures",
-                  "tests.kubernetes.realnode", "tests.e2e.local", "tests.receiver"]
+                  "tests.kubernetes.realnode", "tests.e2e.local", "tests.receiver", "tests.live"]
 
 
 @pytest.fixture(scope="session")

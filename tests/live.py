@@ -1,7 +1,8 @@
 """`vidconv serve` for real: uvicorn in its own process on a loopback port, a fresh data dir.
 
 Its log (stderr) goes to a file, never a pipe nobody reads (a chatty server would block on a
-full pipe). Stopping it checks what a clean shutdown looks like.
+full pipe). Stopping it checks what a clean shutdown looks like. Also a pytest plugin (of
+tests/conftest.py): the ``live_server`` fixture starts as many as a test asks for.
 """
 
 from __future__ import annotations
@@ -10,11 +11,15 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+import pytest
+
+from tests.api.helpers import PASSWORD
 from tests.servers import free_port, wait_for_port
 
 # Variables of the developer's shell that would change what the server does.
@@ -32,6 +37,17 @@ class LiveServer:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def account(self, username: str) -> dict[str, str]:
+        """Sign ``username`` up and log in: the Authorization header of its token."""
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            r = http.post("/api/auth/signup", json={
+                "username": username, "email": f"{username}@example.com",
+                "password1": PASSWORD, "password2": PASSWORD})
+            assert r.status_code == 201, r.text
+            r = http.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+            assert r.status_code == 200, r.text
+            return {"Authorization": f"Bearer {r.json()['token']}"}
 
     def stop(self) -> str:
         """SIGTERM; the server's whole log once it has shut down cleanly."""
@@ -76,4 +92,23 @@ def running(data: Path, env: dict[str, str] | None = None) -> Iterator[LiveServe
     try:
         yield server
     finally:
+        server.stop()
+
+
+StartServer = Callable[..., LiveServer]
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[StartServer]:
+    """Start `vidconv serve` with these VIDCONV_* variables (a fresh data dir each); each is
+    stopped at the end, and must shut down cleanly."""
+    started: list[LiveServer] = []
+
+    def launch(env: dict[str, str] | None = None) -> LiveServer:
+        server = start(tmp_path / f"var-{len(started)}", env)
+        started.append(server)
+        return server
+
+    yield launch
+    for server in started:
         server.stop()

@@ -101,6 +101,11 @@ class Settings:
     # Where the operator serves /metrics, host:port (empty: not served; the chart sets it).
     operator_metrics: str = ""
 
+    # An event stream is closed after this long even if its task runs on (the client resumes
+    # with Last-Event-ID): its authorisation is checked again, and connections spread over
+    # replicas that were added meanwhile.
+    event_stream_seconds: float = 600.0
+
     log_level: str = "info"
     # "text" (one line for people) or "json" (one JSON object a line, for log pipelines).
     log_format: str = "text"

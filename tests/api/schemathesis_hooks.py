@@ -3,13 +3,20 @@
 One rule of the API that JSON Schema cannot state: signup's password2 repeats password1. A
 schema-valid signup the generator makes gets password2 = password1, so that "valid request
 refused" means what it says; invalid ones are left as generated.
+
+And one mistake of schemathesis' own: a body it meant to make invalid by breaking one branch of
+an ``anyOf`` may satisfy another (``newFormat=mp3`` breaks "a format with video" and is exactly
+"an audio-only format without video options"). A "schema-violating request accepted" whose body
+the document's schema accepts is dropped; every other failure stands.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import schemathesis
+from schemathesis.core.failures import AcceptedNegativeData
 
 
 @schemathesis.hook
@@ -20,3 +27,23 @@ def map_case(context: Any, case: Any) -> Any:
             and isinstance(body.get("password1"), str) and "password2" in body):
         body["password2"] = body["password1"]
     return case
+
+
+def _text(value: Any) -> Any:
+    """A file part as the string JSON Schema sees (schemathesis wraps bytes as Binary)."""
+    data = getattr(value, "data", value)
+    return data.decode("latin-1") if isinstance(data, bytes) else value
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    if not isinstance(failure, AcceptedNegativeData) or "in body" not in failure.message:
+        return True
+    doc = case.operation.schema.raw_schema
+    body_spec = case.operation.definition.raw.get("requestBody", {}).get("content", {})
+    schema = (body_spec.get(case.media_type) or {}).get("schema")
+    if schema is None or not isinstance(case.body, dict):
+        return True
+    body = {k: _text(v) for k, v in case.body.items()}
+    validator = jsonschema.Draft202012Validator({**schema, "components": doc["components"]})
+    return not validator.is_valid(body)  # valid after all: schemathesis' false positive

@@ -23,37 +23,12 @@ import httpx
 import pytest
 
 from tests.api.helpers import PASSWORD
+from tests.processes import transcoders as _transcoders
 from tests.servers import free_port, wait_for_port
 
 Clip = Callable[..., Path]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
                                 reason="reads the process table from /proc")
-
-
-def _processes() -> dict[int, tuple[int, str, str]]:
-    """pid -> (parent pid, state, command line) of every process."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError):
-            continue
-        table[int(stat.parent.name)] = (int(fields[1]), fields[0], cmdline)
-    return table
-
-
-def _transcoders(task_id: str) -> dict[int, str]:
-    """Live transcoders of the task (pid -> state) and the ffmpeg under each (pid -> "ffmpeg")."""
-    table = _processes()
-    found = {pid: state for pid, (_, state, cmd) in table.items()
-             if "vidconv.transcoder" in cmd and f"/{task_id}/" in cmd and state != "Z"}
-    # A transcoder's child between fork and exec (its ffprobe or ffmpeg about to start) still
-    # shows the transcoder's command line: it is not a second transcoder.
-    found = {pid: state for pid, state in found.items() if table[pid][0] not in found}
-    found |= {pid: "ffmpeg" for pid, (ppid, state, cmd) in table.items()
-              if ppid in found and "ffmpeg" in cmd and state != "Z"}
-    return found
 
 
 def _wait(what: str, check: Callable[[], bool], timeout: float = 60.0) -> None:

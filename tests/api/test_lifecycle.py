@@ -11,6 +11,7 @@ import pytest
 
 from tests.api.conftest import MakeSettings, open_client
 from tests.api.helpers import Api
+from tests.processes import processes as _processes
 from tests.servers import free_port
 from vidconv.db.models import Task
 from vidconv.settings import Settings
@@ -21,19 +22,6 @@ Clip = Callable[..., Path]
 def _long_clip(make_clip: Clip) -> Path:
     # Quick to generate (MPEG-4 part 2), slow enough to convert to webm that we catch it running.
     return make_clip(30.0, 640, 480, extra=("-c:v", "mpeg4", "-q:v", "8"))
-
-
-def _processes() -> dict[int, tuple[int, str, str]]:
-    """pid -> (parent pid, state, command line) of every process."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except (OSError, IndexError):
-            continue
-        table[int(stat.parent.name)] = (int(fields[1]), fields[0], cmdline)
-    return table
 
 
 def _descendants(pid: int) -> dict[int, str]:

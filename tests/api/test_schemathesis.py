@@ -41,7 +41,10 @@ def test_schemathesis_finds_no_disagreement_with_the_document(
            # Generated callback URLs name any host: every delivery goes through an egress
            # proxy on loopback that refuses it, so none leaves this machine (and with "any"
            # no generated host name is even looked up).
-           "VIDCONV_WEBHOOK_URLS": "any", "VIDCONV_WEBHOOK_PROXY": receiver.url("")}
+           "VIDCONV_WEBHOOK_URLS": "any", "VIDCONV_WEBHOOK_PROXY": receiver.url(""),
+           # An event stream of a task that waits behind the others ends after this (the
+           # client would resume), so that no generated request waits for the whole queue.
+           "VIDCONV_EVENT_STREAM_SECONDS": "3"}
     receiver.default = Reply(403)
     for name in ("VIDCONV_JWT_SECRET", "VIDCONV_DATABASE_URL", "VIDCONV_STORAGE"):
         env.pop(name, None)

@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from vidconv.api.context import AppContext, build_context
 from vidconv.api.errors import EXCEPTION_HANDLERS
 from vidconv.api.metrics import HttpMetrics
-from vidconv.api.routes import auth, docs, health, metrics, tasks, webhooks
+from vidconv.api.routes import auth, docs, events, health, metrics, tasks, webhooks
 from vidconv.db.session import upgrade
 from vidconv.settings import Settings, get_settings
 from vidconv.storage import StorageError
@@ -38,6 +38,7 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
         try:
             yield
         finally:
+            await ctx.watch.close()
             await ctx.dispatcher.stop()
             await ctx.executor.stop()
             ctx.engine.dispose()
@@ -48,7 +49,7 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
-        routes=[*auth.routes, *tasks.routes, *webhooks.routes, *health.routes,
+        routes=[*auth.routes, *tasks.routes, *events.routes, *webhooks.routes, *health.routes,
                 *metrics.routes, *docs.routes],
         middleware=[Middleware(HttpMetrics, metrics=ctx.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -15,6 +15,7 @@ from vidconv.api.executors.base import Executor, make_executor
 from vidconv.api.metrics import ApiMetrics
 from vidconv.api.security import load_or_create_secret
 from vidconv.api.throttle import LoginThrottle
+from vidconv.api.watch import RowWatch
 from vidconv.api.webhooks.dispatcher import Dispatcher
 from vidconv.api.webhooks.secretbox import SecretBox
 from vidconv.db.session import make_engine, make_sessionmaker
@@ -34,6 +35,7 @@ class AppContext:
     box: SecretBox  # the users' webhook signing secrets, encrypted in the database
     dispatcher: Dispatcher  # delivers the webhook outbox
     metrics: ApiMetrics
+    watch: RowWatch  # the event streams' poll of the task rows
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     openapi: dict[str, Any] | None = None  # the generated document, built on first request
 
@@ -66,4 +68,5 @@ def build_context(settings: Settings) -> AppContext:
     executor = make_executor(settings, sessions, storage, metrics.registry)
     box = SecretBox(settings)
     return AppContext(settings, engine, sessions, storage, executor, box,
-                      Dispatcher(settings, sessions, box, metrics.registry), metrics)
+                      Dispatcher(settings, sessions, box, metrics.registry), metrics,
+                      RowWatch(sessions))

@@ -16,11 +16,14 @@ from pydantic.json_schema import models_json_schema
 
 from vidconv import __version__, formats
 from vidconv.api import schemas
+from vidconv.api.security import STREAM_COOKIE_NAME
 from vidconv.settings import Settings
 
 REF = "#/components/schemas/{model}"
 ERROR, UNAVAILABLE, THROTTLED = "Error", "Unavailable", "Throttled"
 BINARY, HTML, JSON, TEXT, EMPTY = "binary", "html", "json", "text", "empty"
+EVENTS, ENDED, STREAM_COOKIE = "events", "ended", "stream-cookie"
+EVENT_ID_PATTERN = r"^(-1|\d+)-[A-Z]+$"  # <revision>-<state>: what the client has been told
 
 
 @dataclass(frozen=True)
@@ -35,19 +38,21 @@ class Operation:
     body: dict[str, type[BaseModel] | str] = field(default_factory=dict)  # media type -> model
     query: type[BaseModel] | None = None
     auth: bool = False
+    cookie: bool = False  # a task's stream cookie may stand in for the bearer token
     headers: dict[str, str] = field(default_factory=dict)  # request header -> description
 
 
 def _operations() -> list[Operation]:
-    from vidconv.api.routes import auth, docs, health, metrics, tasks, webhooks
+    from vidconv.api.routes import auth, docs, events, health, metrics, tasks, webhooks
 
-    return [*auth.OPERATIONS, *tasks.OPERATIONS, *webhooks.OPERATIONS, *health.OPERATIONS,
-            *metrics.OPERATIONS,
-            *docs.OPERATIONS]
+    return [*auth.OPERATIONS, *tasks.OPERATIONS, *events.OPERATIONS, *webhooks.OPERATIONS,
+            *health.OPERATIONS, *metrics.OPERATIONS, *docs.OPERATIONS]
 
 
 def _models(ops: list[Operation]) -> list[type[BaseModel]]:
-    found: list[type[BaseModel]] = [schemas.Message, schemas.Options]
+    # The event stream's data are no response body of their own: named here.
+    found: list[type[BaseModel]] = [schemas.Message, schemas.Options, schemas.ProgressEvent,
+                                    schemas.StateEvent]
     for op in ops:
         for model in [*op.responses.values(), *op.body.values()]:
             if isinstance(model, type) and model not in found:
@@ -145,14 +150,46 @@ def _response(spec: type[BaseModel] | str, status: int) -> dict[str, Any]:
     if spec == TEXT:
         return {"description": "plain text", "content": {"text/plain": {
             "schema": {"type": "string"}}}}
+    if spec == EVENTS:
+        return {"description": (
+            "Server-Sent Events until the task ends: `event: state` (data: a StateEvent) "
+            "first and on every change of state, `event: progress` (data: a ProgressEvent) "
+            "while it converts; each with an `id:` to resume from with Last-Event-ID. "
+            "Comment lines every 15 s keep proxies from closing it. The stream ends after "
+            "SUCCESS, FAILURE or REVOKED (a deleted task: REVOKED, result deleted), or after "
+            "VIDCONV_EVENT_STREAM_SECONDS: reconnect with Last-Event-ID."),
+            "content": {"text/event-stream": {"schema": _event_schema()}}}
+    if spec == STREAM_COOKIE:
+        return {"description": "the cookie is set: open the EventSource of this task within "
+                               "five minutes", "headers": {"Set-Cookie": {
+                                   "description": "HttpOnly, SameSite=Strict, Path=the task's "
+                                                  "events", "schema": {"type": "string"}}}}
+    if spec == ENDED:
+        return {"description": "nothing more to tell: the Last-Event-ID given is the task's "
+                               "end (an EventSource stops reconnecting)"}
     return {"description": "no content"}
+
+
+def _event_schema() -> dict[str, Any]:
+    """One event of the stream, as OpenAPI 3.2's itemSchema models it (a 3.1 document puts it
+    in ``schema``, and tools such as schemathesis check every event against it): the fields of
+    the SSE framing, ``data`` being JSON of the model its ``event`` names."""
+    def one(name: str, model: str) -> dict[str, Any]:
+        return {"type": "object", "required": ["event", "id", "data"], "properties": {
+            "event": {"const": name},
+            "id": {"type": "string", "pattern": EVENT_ID_PATTERN},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"$ref": REF.format(model=model)}},
+            "retry": {"type": "integer", "minimum": 0}}}
+
+    return {"oneOf": [one("progress", "ProgressEvent"), one("state", "StateEvent")]}
 
 
 def _operation(op: Operation) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": op.operation_id,
                            "responses": {str(s): _response(m, s) for s, m in op.responses.items()}}
     if op.auth:
-        out["security"] = [{"bearer": []}]
+        out["security"] = [{"bearer": []}, *([{"streamCookie": []}] if op.cookie else [])]
     params: list[dict[str, Any]] = []
     if op.query is not None:
         params += _query_parameters(op.query)
@@ -235,7 +272,11 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
                 THROTTLED: {**error, "description": "too many failed log-ins; retry later",
                             "headers": retry},
             },
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                "streamCookie": {"type": "apiKey", "in": "cookie", "name": STREAM_COOKIE_NAME,
+                                 "description": "set by POST /api/tasks/{task_id}/events/"
+                                                "session: that task's events only"},
+            },
         },
     }

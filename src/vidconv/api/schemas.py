@@ -357,6 +357,32 @@ class TaskDetail(Out):
     output_duration: float | None
     callback_url: str | None = Field(description="where its end is POSTed (GET "
                                      "/api/tasks/{id}/webhook lists the deliveries)")
+    fps: float | None = Field(description="frames per second, as the transcoder last said")
+    speed: float | None = Field(description="times real time, as the transcoder last said")
+    eta_seconds: float | None = Field(description="seconds left, from the speed and what is "
+                                                  "left of the input; null while unknown")
+
+
+class ProgressEvent(Out):
+    """The data of an ``event: progress`` of GET /api/tasks/{id}/events."""
+
+    task_id: str
+    progress: float = Field(ge=0, le=100)
+    fps: float | None
+    speed: float | None
+    eta_seconds: float | None
+
+
+class StateEvent(Out):
+    """The data of an ``event: state``: the task's state, and once finished its result."""
+
+    task_id: str
+    state: State
+    progress: float = Field(ge=0, le=100)
+    result: str | None = Field(description="SUCCESS: the output file name; FAILURE: the error; "
+                                           "REVOKED: cancelled, or deleted")
+    error: str | None
+    error_code: str | None
 
 
 class ListQuery(BaseModel):

@@ -75,6 +75,44 @@ def decode_token(settings: Settings, token: str) -> str:
     return sub
 
 
+# A browser's EventSource cannot send an Authorization header. The page asks for a stream
+# token instead (POST /api/tasks/{id}/events/session, with its Bearer token) and gets it as an
+# HttpOnly cookie scoped to that one task's events: never in a URL (access logs, Referer), never
+# readable by scripts, valid a few minutes, for one task, and of an audience of its own, so it is
+# refused on every other route and a login token is refused in its place.
+STREAM_TOKEN_SECONDS = 300
+STREAM_COOKIE_NAME = "vidconv_events"
+
+
+def stream_audience(settings: Settings) -> str:
+    return f"{settings.jwt_audience}:events"
+
+
+def create_stream_token(settings: Settings, user_id: str, task_id: str,
+                        now: float | None = None) -> str:
+    issued = int(now if now is not None else time.time())
+    claims = {"sub": user_id, "task": task_id, "iat": issued,
+              "exp": issued + STREAM_TOKEN_SECONDS, "iss": settings.jwt_issuer,
+              "aud": stream_audience(settings)}
+    return jwt.encode(claims, settings.jwt_secret, algorithm=ALGORITHM)
+
+
+def decode_stream_token(settings: Settings, token: str, task_id: str) -> str:
+    """The user id in a valid stream token for ``task_id``; InvalidToken for anything else."""
+    try:
+        claims = jwt.decode(
+            token, settings.jwt_secret, algorithms=[ALGORITHM],
+            audience=stream_audience(settings), issuer=settings.jwt_issuer,
+            options={"require": [*_REQUIRED_CLAIMS, "task"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    sub = claims.get("sub")
+    if claims.get("task") != task_id or not isinstance(sub, str) or not sub:
+        raise InvalidToken("not a stream token of this task")
+    return sub
+
+
 def load_or_create_secret(data_dir: Path) -> str:
     """The embedded mode's JWT secret: generated once, kept (mode 0600) in the data dir."""
     path = data_dir / "jwt-secret"

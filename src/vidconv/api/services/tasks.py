@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import storage
 from vidconv.api.services.errors import NotFound
+from vidconv.api.services.progress import Snapshot
 from vidconv.db import outbox
-from vidconv.db.models import Task, TaskState, iso
+from vidconv.db.models import Task, iso
 
 
 def insert_task(sessions: sessionmaker[Session], task: Task) -> None:
@@ -67,17 +68,10 @@ def download_name(task: Task) -> str:
 
 def detail(task: Task) -> dict[str, Any]:
     """GET /api/tasks/{id}: the seed's state/result plus what a client needs to follow it."""
-    state = TaskState(task.status)
-    result: str | None = None
-    if state is TaskState.SUCCESS:
-        result = download_name(task)
-    elif state is TaskState.FAILURE:
-        result = task.error
-    elif state is TaskState.REVOKED:
-        result = "cancelled"
+    live = Snapshot.of(task)
     return {
-        "state": state.value,
-        "result": result,
+        "state": live.state,
+        "result": live.result,
         "task_id": task.id,
         "conversion_type": task.conversion_type,
         "options": task.options or {},
@@ -95,4 +89,7 @@ def detail(task: Task) -> dict[str, Any]:
         "output_size": task.output_size,
         "output_duration": task.output_duration,
         "callback_url": task.callback_url,
+        "fps": live.fps,
+        "speed": live.speed,
+        "eta_seconds": live.eta_seconds,
     }
