@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vidconv.formats import PRESETS, InvalidOption, Profile, get_profile
+from vidconv.formats import DEFAULT_PRESET, PRESETS, InvalidOption, Profile, get_profile
 
 
 @dataclass(frozen=True)
@@ -139,3 +139,45 @@ def validate_options(fmt: str, options: Mapping[str, Any]) -> dict[str, Any]:
     if "video_bitrate" in result and "quality" in result:
         raise InvalidOption("Give either video_bitrate or quality, not both.")
     return result
+
+
+# What each option is when it is not given (None: not applied; the input decides).
+_NO_DEFAULT = {"max_height": None, "video_bitrate": None, "duration": None, "channels": None,
+               "sample_rate": None}
+_KINDS = {"int": "integer", "number": "number", "bool": "boolean", "choice": "string"}
+_EXCLUDES = {"video_bitrate": ["quality"], "quality": ["video_bitrate"]}
+
+
+def describe(fmt: str) -> dict[str, Any]:
+    """Format ``fmt`` and the options it takes, with their ranges and defaults: what a client
+    (the web page) builds its form from. Turning the audio off is not offered for an
+    audio-only format (validate_options refuses it)."""
+    profile = get_profile(fmt)
+    codec = profile.audio if profile.video is None else profile.video
+    # The quality a video codec defaults to depends on the preset (each its measured point).
+    by_preset: dict[str, int] = {}
+    if profile.video is not None:
+        for preset in PRESETS:
+            point = codec.speed(preset).default_quality
+            by_preset[preset] = codec.default_quality if point is None else point
+    audio_bitrate = int(profile.audio_bitrate.rstrip("k")) if profile.audio_bitrate else None
+    defaults: dict[str, Any] = {
+        **_NO_DEFAULT, "audio": True, "start": 0, "preset": DEFAULT_PRESET,
+        "audio_bitrate": audio_bitrate,
+        # A codec without a quality knob (FLAC, PCM) ignores the option.
+        "quality": by_preset.get(DEFAULT_PRESET, codec.default_quality)
+        if codec.quality_flag else None}
+    options = []
+    for key, spec in options_for(fmt).items():
+        if profile.audio_only and key == "audio":
+            continue
+        options.append({
+            "name": key, "type": _KINDS[spec.kind], "description": spec.description,
+            "minimum": spec.minimum, "maximum": spec.maximum,
+            "exclusive_minimum": spec.exclusive_minimum, "choices": list(spec.choices) or None,
+            "default": defaults[key],
+            "default_by_preset": by_preset or None if key == "quality" else None,
+            "excludes": [] if profile.audio_only else _EXCLUDES.get(key, []),
+        })
+    return {"name": profile.name, "extension": profile.extension, "mime_type": profile.mime_type,
+            "audio_only": profile.audio_only, "description": profile.notes, "options": options}

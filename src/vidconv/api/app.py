@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from vidconv.api.context import AppContext, build_context
 from vidconv.api.errors import EXCEPTION_HANDLERS
 from vidconv.api.metrics import HttpMetrics
-from vidconv.api.routes import auth, docs, events, health, metrics, tasks, webhooks
+from vidconv.api.routes import auth, docs, events, formats, health, metrics, tasks, webhooks
 from vidconv.db.session import upgrade
 from vidconv.settings import Settings, get_settings
 from vidconv.storage import StorageError
@@ -49,8 +49,8 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
-        routes=[*auth.routes, *tasks.routes, *events.routes, *webhooks.routes, *health.routes,
-                *metrics.routes, *docs.routes],
+        routes=[*auth.routes, *tasks.routes, *events.routes, *formats.routes, *webhooks.routes,
+                *health.routes, *metrics.routes, *docs.routes],
         middleware=[Middleware(HttpMetrics, metrics=ctx.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(ctx),

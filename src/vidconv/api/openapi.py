@@ -43,10 +43,10 @@ class Operation:
 
 
 def _operations() -> list[Operation]:
-    from vidconv.api.routes import auth, docs, events, health, metrics, tasks, webhooks
+    from vidconv.api.routes import auth, docs, events, formats, health, metrics, tasks, webhooks
 
-    return [*auth.OPERATIONS, *tasks.OPERATIONS, *events.OPERATIONS, *webhooks.OPERATIONS,
-            *health.OPERATIONS, *metrics.OPERATIONS, *docs.OPERATIONS]
+    return [*auth.OPERATIONS, *tasks.OPERATIONS, *events.OPERATIONS, *formats.OPERATIONS,
+            *webhooks.OPERATIONS, *health.OPERATIONS, *metrics.OPERATIONS, *docs.OPERATIONS]
 
 
 def _models(ops: list[Operation]) -> list[type[BaseModel]]:

@@ -385,6 +385,40 @@ class StateEvent(Out):
     error_code: str | None
 
 
+class OptionInfo(Out):
+    """One conversion option a format takes: its type, range and default."""
+
+    name: str
+    type: Literal["integer", "number", "boolean", "string"]
+    description: str
+    minimum: int | float | None
+    maximum: int | float | None
+    exclusive_minimum: bool
+    choices: list[str] | None
+    default: bool | int | float | str | None = Field(
+        description="what the conversion does when the option is not given (null: the input "
+                    "decides)")
+    default_by_preset: dict[str, int] | None = Field(
+        description="quality: each preset's own default")
+    excludes: list[str] = Field(description="options that may not be given with this one")
+
+
+class FormatInfo(Out):
+    name: Format
+    extension: str
+    mime_type: str
+    audio_only: bool
+    description: str
+    options: list[OptionInfo]
+
+
+class FormatList(Out):
+    """GET /api/formats: every target format, its options, and this server's upload limit."""
+
+    formats: list[FormatInfo]
+    max_upload_bytes: int
+
+
 class ListQuery(BaseModel):
     """GET /api/tasks?max=&order= (query values are text: numbers are parsed)."""
 
