@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
 
+from vidconv.api.openapi import EVENT_ID_PATTERN
 from vidconv.api.services.progress import Cursor, Snapshot, events, gone
 
 
@@ -31,6 +33,8 @@ def _told(cursor: Cursor, snap: Snapshot) -> list[tuple[str, str]]:
     # The end: the bar at 100 first (still STARTED as far as the client knows), then SUCCESS.
     (Cursor(3, "STARTED"), _snap("SUCCESS", 5, 100.0),
      [("progress", "5-STARTED"), ("state", "5-SUCCESS")]),
+    # A new client of a finished task: the same two; the first says no state was told yet.
+    (Cursor(), _snap("SUCCESS", 5, 100.0), [("progress", "5-NONE"), ("state", "5-SUCCESS")]),
     # Resumed between those two: only the end.
     (Cursor(5, "STARTED"), _snap("SUCCESS", 5, 100.0), [("state", "5-SUCCESS")]),
     # A failure has no last progress to tell.
@@ -42,6 +46,7 @@ def test_each_event_is_told_once_and_its_id_says_what_the_client_knows(
     cursor: Cursor, snap: Snapshot, told: list[tuple[str, str]]
 ) -> None:
     assert _told(cursor, snap) == told
+    assert all(re.match(EVENT_ID_PATTERN, event_id) for _, event_id in told)  # as documented
     # A client that reconnects with the last id it got is told nothing more.
     if told:
         last = Cursor.parse(told[-1][1])
@@ -64,6 +69,7 @@ def test_ids_not_of_ours_start_afresh_and_a_deleted_task_is_revoked() -> None:
         assert Cursor.parse(text) is None
     assert Cursor.parse(" 12-SUCCESS ") == Cursor(12, "SUCCESS")
     assert Cursor.parse("-1-PENDING") == Cursor(-1, "PENDING")
+    assert Cursor.parse("5-NONE") == Cursor(5, "")
     end = gone(_snap())
     assert (end.state, end.result, end.finished) == ("REVOKED", "deleted", True)
     assert _told(Cursor(3, "STARTED"), end) == [("state", "4-REVOKED")]

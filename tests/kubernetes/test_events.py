@@ -41,8 +41,7 @@ def test_either_replica_streams_a_conversion_the_operator_mirrors(
 ) -> None:
     env = {**s3_env, "VIDCONV_EXECUTOR": "kubernetes", "VIDCONV_DATABASE_URL": pg_url,
            "VIDCONV_KUBECONFIG": str(cluster.kubeconfig_for("api")),
-           "VIDCONV_NAMESPACE": cluster.namespace, "VIDCONV_JWT_SECRET": "k8s-" + "x" * 40,
-           "VIDCONV_LOG_LEVEL": "warning"}
+           "VIDCONV_NAMESPACE": cluster.namespace, "VIDCONV_JWT_SECRET": "k8s-" + "x" * 40}
     one, two = live_server(env), live_server(env)
     auth = one.account("ana")
     clip = make_clip(20.0, 640, 360)

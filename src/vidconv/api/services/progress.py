@@ -24,6 +24,7 @@ PROGRESS, STATE = "progress", "state"
 # What a row's columns are read for (load_snapshots selects exactly these).
 COLUMNS = (Task.id, Task.status, Task.progress, Task.fps, Task.speed, Task.input_duration,
            Task.options, Task.revision, Task.output_key, Task.error, Task.error_code)
+_NO_STATE = "NONE"  # in an id: no state told yet (a finished task's last progress came first)
 _ID = re.compile(r"^(-1|\d{1,18})-([A-Z]{1,16})$")  # -1: no progress told yet
 _WITH_PROGRESS = (TaskState.STARTED.value, TaskState.SUCCESS.value)
 
@@ -104,15 +105,18 @@ class Cursor:
 
     @property
     def id(self) -> str:
-        return f"{self.revision}-{self.state}"
+        return f"{self.revision}-{self.state or _NO_STATE}"
 
     @classmethod
     def parse(cls, text: str | None) -> Cursor | None:
         """A Last-Event-ID of ours; None for anything else (the stream starts afresh)."""
         match = _ID.match((text or "").strip())
-        if match is None or match.group(2) not in TaskState.__members__:
+        if match is None:
             return None
-        return cls(int(match.group(1)), match.group(2))
+        revision, state = int(match.group(1)), match.group(2)
+        if state == _NO_STATE:
+            return cls(revision)
+        return cls(revision, state) if state in TaskState.__members__ else None
 
     def saw_the_end(self, snap: Snapshot) -> bool:
         return snap.finished and self.state == snap.state
