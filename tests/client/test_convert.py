@@ -7,8 +7,10 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from tests import live
 from tests.client.run import ANSI, Cli
 from tests.media import ffprobe, streams
+from tests.prom import scrape
 
 Clip = Callable[..., Path]
 
@@ -114,3 +116,26 @@ def test_tasks_download_and_delete_as_a_person_reads_them(
     assert cli("delete", task_id).out == f"deleted {task_id}\n"
     gone = cli("download", task_id)
     assert gone.code == 4 and gone.err == "vidconv: task not found [HTTP 404]\n"
+
+
+def test_the_conversion_is_followed_through_the_event_stream(
+    cli: Cli, user: str, make_clip: Clip, server: live.LiveServer
+) -> None:
+    clip = cli.cwd / "long.mp4"
+    shutil.copy(make_clip(20.0, width=640, height=360), clip)  # long enough to report on
+    before = scrape(f"{server.url}/metrics")
+    run = cli("convert", str(clip), "--to", "webm")
+    assert run.code == 0, run
+    after = scrape(f"{server.url}/metrics")
+    events = ("vidconv_http_requests_total", {"method": "GET", "status": "200",
+                                             "route": "/api/tasks/{task_id}/events"})
+    assert after.value(events[0], **events[1]) - before.value(events[0], **events[1]) == 1
+    # Not polled: the task's own route only for the final detail.
+    polls = ("vidconv_http_requests_total", {"method": "GET", "status": "200",
+                                            "route": "/api/tasks/{task_id}"})
+    assert after.value(polls[0], **polls[1]) - before.value(polls[0], **polls[1]) == 1
+    lines = run.out.splitlines()
+    assert "convert: STARTED" in lines and "convert: SUCCESS" in lines
+    # Progress lines with what the stream says besides the percentage: fps, speed, ETA.
+    moving = [line for line in lines if line.startswith("convert: ") and "%" in line]
+    assert any("fps" in line and "x" in line and "eta " in line for line in moving), "\n".join(lines)

@@ -162,6 +162,7 @@ def convert(args: argparse.Namespace, ui: Ui) -> int:
     options = _options(args)
     target = config.resolve(args.server)
     with Api(target) as api:
+        api.auth  # noqa: B018 - not logged in: say so before anything else
         ui.say(f"{source.name} ({size(source.stat().st_size)}) to {args.to} on {target.server}")
         with ui.transfer("upload") as bar:
             task_id = api.upload(source, args.to, options, bar)
