@@ -138,4 +138,5 @@ def test_the_conversion_is_followed_through_the_event_stream(
     assert "convert: STARTED" in lines and "convert: SUCCESS" in lines
     # Progress lines with what the stream says besides the percentage: fps, speed, ETA.
     moving = [line for line in lines if line.startswith("convert: ") and "%" in line]
-    assert any("fps" in line and "x" in line and "eta " in line for line in moving), "\n".join(lines)
+    assert any("fps" in line and "x" in line and "eta " in line for line in moving), \
+        "\n".join(lines)
