@@ -56,6 +56,10 @@ class Settings:
     # JSON task inputs given as http(s) URLs: "public" (refuse loopback/private/link-local
     # addresses: no SSRF into the host network), "any", or "off".
     url_inputs: str = "public"
+    # Resumable (tus) uploads: one not made a task within this long after its last chunk is
+    # removed, and a user may hold at most this many at once.
+    upload_expiry_seconds: int = 24 * 3600
+    max_open_uploads: int = 10
 
     # Webhooks (a task's callback_url). Deliveries go out from every API process.
     # "public": only hosts that resolve to global addresses (checked at every attempt), as URL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -13,7 +14,18 @@ from starlette.middleware import Middleware
 from vidconv.api.context import AppContext, build_context
 from vidconv.api.errors import EXCEPTION_HANDLERS
 from vidconv.api.metrics import HttpMetrics
-from vidconv.api.routes import auth, docs, events, formats, health, metrics, tasks, webhooks
+from vidconv.api.routes import (
+    auth,
+    docs,
+    events,
+    formats,
+    health,
+    metrics,
+    tasks,
+    uploads,
+    webhooks,
+)
+from vidconv.api.tus import expiry
 from vidconv.db.session import upgrade
 from vidconv.settings import Settings, get_settings
 from vidconv.storage import StorageError
@@ -35,9 +47,11 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
         await ctx.executor.start()
         # Every API process delivers webhooks: the outbox's leases share the work out.
         await ctx.dispatcher.start()
+        sweeper = asyncio.create_task(expiry.sweep_forever(ctx), name="vidconv-upload-expiry")
         try:
             yield
         finally:
+            sweeper.cancel()
             await ctx.watch.close()
             await ctx.dispatcher.stop()
             await ctx.executor.stop()
@@ -49,8 +63,8 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
-        routes=[*auth.routes, *tasks.routes, *events.routes, *formats.routes, *webhooks.routes,
-                *health.routes, *metrics.routes, *docs.routes],
+        routes=[*auth.routes, *tasks.routes, *events.routes, *formats.routes, *uploads.routes,
+                *webhooks.routes, *health.routes, *metrics.routes, *docs.routes],
         middleware=[Middleware(HttpMetrics, metrics=ctx.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(ctx),

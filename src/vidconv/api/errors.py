@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from vidconv.api.services.errors import (
     BadCredentials,
     BadInput,
+    ChecksumMismatch,
     Conflict,
     Invalid,
     NotFound,
@@ -71,6 +72,7 @@ SERVICE_STATUS: dict[type[ServiceError], int] = {
     Unsupported: 415,
     Invalid: 422,
     Throttled: 429,
+    ChecksumMismatch: 460,  # tus's own status for it
     Unavailable: 503,
 }
 

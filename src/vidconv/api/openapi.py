@@ -27,6 +27,15 @@ EVENT_ID_PATTERN = r"^(-1|\d+)-[A-Z]+$"  # <revision>-<state>: what the client h
 
 
 @dataclass(frozen=True)
+class Header:
+    """A request or response header, with its JSON Schema."""
+
+    description: str
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class Operation:
     """One method on one path, as the route module that serves it declares it."""
 
@@ -39,14 +48,27 @@ class Operation:
     query: type[BaseModel] | None = None
     auth: bool = False
     cookie: bool = False  # a task's stream cookie may stand in for the bearer token
-    headers: dict[str, str] = field(default_factory=dict)  # request header -> description
+    headers: dict[str, str | Header] = field(default_factory=dict)  # request header -> doc
+    response_headers: dict[int, dict[str, Header]] = field(default_factory=dict)
+    body_required: bool = True  # body media BINARY: raw bytes (no model)
 
 
-def _operations() -> list[Operation]:
-    from vidconv.api.routes import auth, docs, events, formats, health, metrics, tasks, webhooks
+def _operations(settings: Settings) -> list[Operation]:
+    from vidconv.api.routes import (
+        auth,
+        docs,
+        events,
+        formats,
+        health,
+        metrics,
+        tasks,
+        uploads,
+        webhooks,
+    )
 
     return [*auth.OPERATIONS, *tasks.OPERATIONS, *events.OPERATIONS, *formats.OPERATIONS,
-            *webhooks.OPERATIONS, *health.OPERATIONS, *metrics.OPERATIONS, *docs.OPERATIONS]
+            *uploads.operations(settings), *webhooks.OPERATIONS, *health.OPERATIONS,
+            *metrics.OPERATIONS, *docs.OPERATIONS]
 
 
 def _models(ops: list[Operation]) -> list[type[BaseModel]]:
@@ -122,9 +144,10 @@ def _json_reference(components: dict[str, Any], settings: Settings) -> dict[str,
                                     "description": schema["properties"]["file"]["description"]}
     schema.setdefault("allOf", []).extend([
         {"oneOf": [{"required": ["conversion_type"]}, {"required": ["newFormat"]}]},
+        {"oneOf": [{"required": ["file"]}, {"required": ["upload"]}]},
         schemas.format_rules("options"),
     ])
-    for alias in ("conversion_type", "newFormat"):  # given, never null
+    for alias in ("conversion_type", "newFormat", "upload"):  # given, never null
         prop = schema["properties"][alias]
         prop.update(next(s for s in prop.pop("anyOf") if s.get("type") != "null"))
         prop.pop("default", None)
@@ -193,15 +216,19 @@ def _operation(op: Operation) -> dict[str, Any]:
     params: list[dict[str, Any]] = []
     if op.query is not None:
         params += _query_parameters(op.query)
-    params += [{"name": h, "in": "header", "schema": {"type": "string"}, "description": d}
-               for h, d in op.headers.items()]
+    for name, spec in op.headers.items():
+        header = spec if isinstance(spec, Header) else Header(spec)
+        params.append({"name": name, "in": "header", "required": header.required,
+                       "schema": header.schema, "description": header.description})
     if params:
         out["parameters"] = params
+    for status, headers in op.response_headers.items():
+        out["responses"][str(status)]["headers"] = {
+            name: {"description": h.description, "required": h.required, "schema": h.schema}
+            for name, h in headers.items()}
     if op.body:
-        out["requestBody"] = {"required": True, "content": {
-            media: {"schema": {"$ref": REF.format(model=model if isinstance(model, str)
-                                                  else model.__name__)}}
-            for media, model in op.body.items()}}
+        out["requestBody"] = {"required": op.body_required, "content": {
+            media: {"schema": _body_schema(model)} for media, model in op.body.items()}}
         if "multipart/form-data" in op.body:
             out["requestBody"]["content"]["multipart/form-data"]["encoding"] = {
                 "options": {"contentType": "application/json"}}
@@ -233,6 +260,12 @@ def _webhooks(components: dict[str, Any]) -> dict[str, Any]:
     }}}
 
 
+def _body_schema(model: type[BaseModel] | str) -> dict[str, Any]:
+    if model == BINARY:
+        return {"type": "string", "format": "binary"}
+    return {"$ref": REF.format(model=model if isinstance(model, str) else model.__name__)}
+
+
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     return [{"name": n, "in": "path", "required": True,
@@ -242,7 +275,7 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
 
 def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
     settings = settings or Settings()
-    ops = _operations()
+    ops = _operations(settings)
     _, defs = models_json_schema([(m, "validation") for m in _models(ops)], ref_template=REF)
     components: dict[str, Any] = defs["$defs"]
     components["TaskFromUpload"] = _multipart_form(components)

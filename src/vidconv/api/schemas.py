@@ -304,11 +304,15 @@ class TaskForm(Model):
 
 
 class TaskFromReference(TaskForm):
-    """POST /api/tasks as JSON: convert one of your earlier uploads, or an http(s) URL."""
+    """POST /api/tasks as JSON: convert one of your earlier uploads, or an http(s) URL, or a
+    finished resumable upload (``upload``: the id at the end of its Location)."""
 
-    file: str = Field(min_length=1, description=(
+    file: str | None = Field(None, min_length=1, description=(
         "one of your earlier uploads (its file name or task id), or an http(s) URL "
         "(public addresses only unless the server says so)"))
+    upload: str | None = Field(None, min_length=1, max_length=MAX_ID, description=(
+        "a finished resumable upload of yours: the last segment of its Location "
+        "(POST /api/uploads/); it becomes the task's input as it lies, without a copy"))
 
     MESSAGES: ClassVar[dict[str, str]] = {
         **TaskForm.MESSAGES,
@@ -316,6 +320,15 @@ class TaskFromReference(TaskForm):
         "file": "file must be the name of one of your uploads or an http(s) URL, not a path",
     }
     STATUS: ClassVar[dict[str, int]] = {"file": 400}
+
+    @model_validator(mode="after")
+    def _one_input(self) -> TaskFromReference:
+        if self.file is None and self.upload is None:
+            raise ValueError("file is required: the name of an uploaded file or an http(s) "
+                             "URL (or upload: the id of a finished resumable upload)")
+        if self.file is not None and self.upload is not None:
+            raise ValueError("give file or upload, not both")
+        return self
 
 
 class TaskSummary(Out):

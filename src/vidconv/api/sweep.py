@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import storage as keys
-from vidconv.db.models import Task, TaskState
+from vidconv.db.models import Task, TaskState, Upload
 from vidconv.storage import ObjectNotFound, Storage
 
 log = logging.getLogger("vidconv.executor")
@@ -26,10 +26,10 @@ _OUTPUT_KEPT = (TaskState.SUCCESS.value, TaskState.PENDING.value, TaskState.STAR
 
 
 def referenced(sessions: sessionmaker[Session]) -> set[str]:
-    """The keys the task rows reference."""
+    """The keys the task rows reference, and those of finished uploads not yet made a task."""
     with sessions() as session:
         rows = session.execute(select(Task.input_key, Task.output_key, Task.status))
-        wanted = set()
+        wanted = set(session.scalars(select(Upload.storage_key)))
         for input_key, output_key, status in rows:
             wanted.add(input_key)
             if status in _OUTPUT_KEPT:

@@ -1,4 +1,5 @@
-"""vidconv's tables: users, their conversion tasks, and the webhook outbox with its log."""
+"""vidconv's tables: users, their conversion tasks, the webhook outbox with its log, and
+uploads on their way in."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -171,3 +173,40 @@ class WebhookAttempt(Base):
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+class Upload(Base):
+    """A tus upload on its way to becoming a task's input (vidconv.api.tus).
+
+    Every API replica reads and writes the same row, so any of them can take the next chunk:
+    ``upload_offset`` is what storage holds for sure, ``lock_token``/``locked_until`` the lease
+    of the one request writing to it. ``task_id`` is chosen at creation, so the finished object
+    already lies where that task's input belongs (``storage_key``) and is never copied again.
+    """
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    task_id: Mapped[str] = mapped_column(String(32), unique=True, index=True, default=new_id)
+    length: Mapped[int] = mapped_column(BigInteger)
+    upload_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Upload-Metadata exactly as the client sent it (HEAD answers it back).
+    metadata_header: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str] = mapped_column(String(255))
+    storage_key: Mapped[str] = mapped_column(String(512))
+    # S3: the multipart upload, its parts [{"n", "etag", "size"}] and the short tail kept
+    # aside until a part is full [{"offset", "size"}] (vidconv.api.tus.sinks).
+    multipart_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    part_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    parts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The client sends the parts to S3 itself through presigned URLs (direct transfers).
+    direct: Mapped[bool] = mapped_column(Boolean, default=False)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lock_token: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

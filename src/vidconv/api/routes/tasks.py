@@ -97,8 +97,13 @@ async def create_task(request: Request) -> Response:
             upload.discard()
     else:
         ref = decode(TaskFromReference, await read_json_object(request))
-        task_id = await submit.create_from_reference(
-            ctx, owner, ref.file, ref.format(), ref.checked_options(), ref.callback_url)
+        if ref.upload is not None:
+            task_id = await submit.create_from_upload(
+                ctx, owner, ref.upload, ref.format(), ref.checked_options(), ref.callback_url)
+        else:
+            assert ref.file is not None
+            task_id = await submit.create_from_reference(
+                ctx, owner, ref.file, ref.format(), ref.checked_options(), ref.callback_url)
     logs.bind_task(task_id)
     return render(TaskCreated(task_id=task_id), 201)
 

@@ -43,9 +43,13 @@ class Conflict(ServiceError):
 class TooLarge(ServiceError):
     """An upload or a download beyond the configured limit."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the upload is larger than the limit of {limit} bytes")
+    def __init__(self, limit: int, message: str = "") -> None:
+        super().__init__(message or f"the upload is larger than the limit of {limit} bytes")
         self.limit = limit
+
+
+class ChecksumMismatch(ServiceError):
+    """A chunk whose bytes do not match the checksum sent with it (nothing of it is kept)."""
 
 
 class Unsupported(ServiceError):

@@ -15,9 +15,10 @@ from vidconv import formats, storage
 from vidconv.api import schemas
 from vidconv.api.context import AppContext
 from vidconv.api.fetch import download, is_url
-from vidconv.api.services import tasks, webhooks
+from vidconv.api.services import tasks, uploads, webhooks
 from vidconv.api.services.errors import BadInput, NotFound, Unauthenticated, Unavailable
 from vidconv.api.services.users import user_exists
+from vidconv.api.tus import rows
 from vidconv.api.uploads import safe_filename, store_file
 from vidconv.db import updates
 from vidconv.db.models import Task, new_id
@@ -122,6 +123,39 @@ async def _create(
     except BaseException:
         await anyio.to_thread.run_sync(_discard_objects, ctx, task)
         raise
+    await _schedule(ctx, task_id)
+    return task_id
+
+
+async def create_from_upload(
+    ctx: AppContext, owner: str, upload_id: str, fmt: str, options: dict[str, Any],
+    callback_url: str | None = None,
+) -> str:
+    """A task converting a finished resumable upload: its object is the input as it lies
+    (its key was chosen for this task when the upload was created), never copied."""
+    await require_account(ctx, owner)
+    callback = await anyio.to_thread.run_sync(
+        webhooks.callback_for, ctx.sessions, owner, callback_url)
+    row = await anyio.to_thread.run_sync(uploads.finished, ctx, owner, upload_id)
+    task = Task(
+        id=row.task_id,
+        owner_id=owner,
+        conversion_type=fmt,
+        options=options,
+        original_filename=row.filename,
+        input_key=row.storage_key,
+        output_key=storage.output_key(row.task_id, row.filename, formats.FORMATS[fmt].extension),
+        input_size=row.length,
+        callback_url=callback,
+    )
+    # The upload's row goes in the task row's transaction: one upload, one task.
+    if not await anyio.to_thread.run_sync(rows.take_for_task, ctx.sessions, row.id, task):
+        raise NotFound("upload not found")
+    await _schedule(ctx, task.id)
+    return task.id
+
+
+async def _schedule(ctx: AppContext, task_id: str) -> None:
     try:
         await ctx.executor.submit(task_id)
     except Exception as exc:
@@ -131,7 +165,6 @@ async def _create(
             lambda: updates.record_failure(ctx.sessions, task_id, error=error, code="schedule")
         )
         raise Unavailable("the conversion could not be scheduled; try again later") from None
-    return task_id
 
 
 def _delete_objects(ctx: AppContext, task: Task) -> None:
