@@ -228,7 +228,7 @@ def _operation(op: Operation) -> dict[str, Any]:
             for name, h in headers.items()}
     if op.body:
         out["requestBody"] = {"required": op.body_required, "content": {
-            media: {"schema": _body_schema(model)} for media, model in op.body.items()}}
+            media: _body_content(model) for media, model in op.body.items()}}
         if "multipart/form-data" in op.body:
             out["requestBody"]["content"]["multipart/form-data"]["encoding"] = {
                 "options": {"contentType": "application/json"}}
@@ -260,10 +260,11 @@ def _webhooks(components: dict[str, Any]) -> dict[str, Any]:
     }}}
 
 
-def _body_schema(model: type[BaseModel] | str) -> dict[str, Any]:
-    if model == BINARY:
-        return {"type": "string", "format": "binary"}
-    return {"$ref": REF.format(model=model if isinstance(model, str) else model.__name__)}
+def _body_content(model: type[BaseModel] | str) -> dict[str, Any]:
+    if model == BINARY:  # raw bytes, any: OpenAPI 3.1 says so with no schema
+        return {}
+    return {"schema": {"$ref": REF.format(model=model if isinstance(model, str)
+                                          else model.__name__)}}
 
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
