@@ -35,6 +35,12 @@ class Settings:
     s3_secret_key: str = ""
     s3_region: str = "us-east-1"
     s3_bucket: str = "vidconv"
+    # Direct transfers ("on", S3 storage only): downloads redirect to presigned S3 URLs and a
+    # client may upload its parts to S3 itself; the API only signs. The URLs name
+    # s3_public_endpoint (where clients reach S3; empty: s3_endpoint) and live this long.
+    direct_transfers: str = "off"
+    s3_public_endpoint: str = ""
+    direct_url_seconds: int = 600
 
     # Executor: "local" (subprocess pool here) or "kubernetes" (ConversionTask CRs).
     executor: str = "local"

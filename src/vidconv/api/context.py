@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from vidconv.api.direct import Presigner, make_presigner
 from vidconv.api.executors.base import Executor, make_executor
 from vidconv.api.metrics import ApiMetrics
 from vidconv.api.security import load_or_create_secret
@@ -36,6 +37,7 @@ class AppContext:
     dispatcher: Dispatcher  # delivers the webhook outbox
     metrics: ApiMetrics
     watch: RowWatch  # the event streams' poll of the task rows
+    presigner: Presigner | None = None  # direct transfers: S3 URLs for clients (vidconv.api.direct)
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
     openapi: dict[str, Any] | None = None  # the generated document, built on first request
 
@@ -69,4 +71,4 @@ def build_context(settings: Settings) -> AppContext:
     box = SecretBox(settings)
     return AppContext(settings, engine, sessions, storage, executor, box,
                       Dispatcher(settings, sessions, box, metrics.registry), metrics,
-                      RowWatch(sessions))
+                      RowWatch(sessions), make_presigner(settings))

@@ -24,6 +24,7 @@ ERROR, UNAVAILABLE, THROTTLED = "Error", "Unavailable", "Throttled"
 BINARY, HTML, JSON, TEXT, EMPTY = "binary", "html", "json", "text", "empty"
 EVENTS, ENDED, STREAM_COOKIE = "events", "ended", "stream-cookie"
 EVENT_ID_PATTERN = r"^(-1|\d+)-[A-Z]+$"  # <revision>-<state>: what the client has been told
+REDIRECT = "redirect"
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,10 @@ def _response(spec: type[BaseModel] | str, status: int) -> dict[str, Any]:
     if spec == ENDED:
         return {"description": "nothing more to tell: the Last-Event-ID given is the task's "
                                "end (an EventSource stops reconnecting)"}
+    if spec == REDIRECT:
+        return {"description": "fetch it from Location: a short-lived URL of the file storage "
+                "(direct transfers)", "headers": {"Location": {
+                    "required": True, "schema": {"type": "string", "format": "uri"}}}}
     return {"description": "no content"}
 
 

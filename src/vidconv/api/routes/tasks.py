@@ -17,9 +17,10 @@ from starlette.routing import Route
 
 from vidconv import logs
 from vidconv.api.deps import get_ctx, query, read_json_object, render, require_user
+from vidconv.api.direct import redirect_download
 from vidconv.api.downloads import object_response
 from vidconv.api.errors import ApiError, unprocessable
-from vidconv.api.openapi import BINARY, EMPTY, ERROR, UNAVAILABLE, Operation
+from vidconv.api.openapi import BINARY, EMPTY, ERROR, REDIRECT, UNAVAILABLE, Operation
 from vidconv.api.schemas import (
     DownloadQuery,
     ListQuery,
@@ -139,6 +140,9 @@ async def download(request: Request) -> Response:
     task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
     if task.status != TaskState.SUCCESS.value:
         raise ApiError(409, f"the conversion is not finished (state {task.status})")
+    if ctx.presigner is not None and request.method == "GET":  # direct transfers: S3 serves it
+        return await redirect_download(ctx.presigner, ctx.storage, task.output_key,
+                                       tasks.download_name(task), task.conversion_type)
     return await object_response(
         request, ctx.storage, task.output_key, tasks.download_name(task), task.conversion_type
     )
@@ -164,8 +168,8 @@ OPERATIONS = [
     Operation("DELETE", "/api/tasks/{task_id}", "Cancel and delete a task", "deleteTask",
               {204: EMPTY, 401: ERROR, 404: ERROR, 503: UNAVAILABLE}, auth=True),
     Operation("GET", "/api/download", "Download the converted file", "download",
-              {200: BINARY, 206: BINARY, 401: ERROR, 404: ERROR, 409: ERROR, 416: ERROR,
-               422: ERROR, 503: UNAVAILABLE},
+              {200: BINARY, 206: BINARY, 307: REDIRECT, 401: ERROR, 404: ERROR, 409: ERROR,
+               416: ERROR, 422: ERROR, 503: UNAVAILABLE},
               query=DownloadQuery, auth=True,
               headers={"Range": "one range, e.g. bytes=0-1023"}),
 ]

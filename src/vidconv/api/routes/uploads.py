@@ -10,24 +10,35 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import datetime
 
 import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from vidconv.api.deps import get_ctx, require_user
+from vidconv.api.deps import get_ctx, read_json_object, require_user
 from vidconv.api.errors import ApiError, api_error, service_error
 from vidconv.api.openapi import BINARY, EMPTY, ERROR, UNAVAILABLE, Header, Operation
-from vidconv.api.services import uploads
+from vidconv.api.schemas import decode
+from vidconv.api.services import direct_uploads, uploads
 from vidconv.api.services.errors import ServiceError, Unsupported
 from vidconv.api.tus import protocol, rows
 from vidconv.api.tus.protocol import OFFSET_OCTET_STREAM, VERSION, Body, Checksum, http_date
-from vidconv.api.tus.schemas import UploadCreated
+from vidconv.api.tus.schemas import (
+    DirectParts,
+    DirectUploadRequest,
+    PartUrl,
+    UploadCreated,
+    direct_request,
+    dump,
+)
 from vidconv.db.models import Upload
 from vidconv.settings import Settings
 
 BASE = "/api/uploads/"
+JSON_TYPE = "application/json"
 MAX_INT = 2**63 - 1
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -98,9 +109,47 @@ async def options(request: Request) -> Response:
         "Tus-Max-Size": str(max_size), "Tus-Checksum-Algorithm": ",".join(protocol.CHECKSUMS)})
 
 
+def _direct_answer(row: Upload, plan: direct_uploads.Plan, expires: datetime,
+                   status: int) -> Response:
+    location = BASE + row.id
+    parts = DirectParts(part_size=plan.part_size, complete=location + "/complete",
+                        parts=[PartUrl(part=p.part, size=p.size, url=p.url) for p in plan.parts],
+                        urls_expire_at=plan.urls_expire_at.isoformat())
+    answer = UploadCreated(upload=row.id, location=location, length=row.length,
+                           offset=row.upload_offset, expires_at=expires.isoformat(),
+                           direct=parts)
+    return JSONResponse(dump(answer), status, headers={"Location": location})
+
+
+async def create_direct(request: Request, owner: str) -> Response:
+    """Direct transfers: presigned URLs for each part; the bytes go to S3, not through us."""
+    ctx = get_ctx(request)
+    wanted = decode(DirectUploadRequest, await read_json_object(request))
+    row, plan = await direct_uploads.create(ctx, owner, wanted.length, wanted.filename)
+    return _direct_answer(row, plan, uploads.progress(row).expires_at, 201)
+
+
+async def direct_parts(request: Request) -> Response:
+    owner = require_user(request)
+    row, plan = await direct_uploads.refresh(get_ctx(request), owner,
+                                             request.path_params["upload_id"])
+    return _direct_answer(row, plan, uploads.progress(row).expires_at, 200)
+
+
+async def direct_complete(request: Request) -> Response:
+    owner = require_user(request)
+    upload_id = request.path_params["upload_id"]
+    done = await direct_uploads.complete(get_ctx(request), owner, upload_id)
+    answer = UploadCreated(upload=upload_id, location=BASE + upload_id, length=done.length,
+                           offset=done.offset, expires_at=done.expires_at.isoformat())
+    return JSONResponse(dump(answer), 200)
+
+
 async def create(request: Request) -> Response:
     owner = require_user(request)
     ctx = get_ctx(request)
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() == JSON_TYPE:
+        return await create_direct(request, owner)
     _require_version(request)
     kind = _body_kind(request)
     if "upload-defer-length" in request.headers:
@@ -119,7 +168,7 @@ async def create(request: Request) -> Response:
     location = BASE + row.id
     created = UploadCreated(upload=row.id, location=location, length=row.length,
                             offset=done.offset, expires_at=done.expires_at.isoformat())
-    return JSONResponse(created.model_dump(mode="json"), 201,
+    return JSONResponse(dump(created), 201,
                         headers={"Location": location, **_progress_headers(done)})
 
 
@@ -173,6 +222,8 @@ async def item(request: Request) -> Response:
 routes = [
     Route(BASE, _tus(collection), methods=["OPTIONS", "POST"]),
     Route(BASE + "{upload_id}", _tus(item), methods=["HEAD", "PATCH", "DELETE"]),
+    Route(BASE + "{upload_id}/parts", direct_parts, methods=["POST"]),
+    Route(BASE + "{upload_id}/complete", direct_complete, methods=["POST"]),
 ]
 
 
@@ -199,6 +250,13 @@ def operations(settings: Settings) -> list[Operation]:
                       "keeps nothing of it",
                       {"type": "string", "pattern": protocol.CHECKSUM_PATTERN})
     chunk = {"Tus-Resumable": _VERSION, "Upload-Checksum": checksum}
+    creation: dict[str, str | Header] = {
+        "Tus-Resumable": _VERSION, "Upload-Length": length, "Upload-Metadata": metadata,
+        "Upload-Checksum": checksum}
+    direct = settings.direct_transfers == "on"
+    if direct:  # a JSON creation has neither: required for tus only
+        creation = {k: replace(h, required=False, description=h.description + " (tus)")
+                    if isinstance(h, Header) else h for k, h in creation.items()}
     progress = {"Upload-Offset": _OFFSET, "Upload-Expires": _EXPIRES, **_TUS}
     common = {400: ERROR, 401: ERROR, 404: ERROR, 412: ERROR, 503: UNAVAILABLE}
     return [
@@ -212,14 +270,16 @@ def operations(settings: Settings) -> list[Operation]:
                                              required=True),
                       "Tus-Checksum-Algorithm": Header("checksum algorithms", required=True)}}),
         Operation("POST", BASE, "Create a resumable upload (tus creation, with an optional "
-                  "first chunk)", "createUpload",
+                  "first chunk)" + ("; or, as JSON, a direct one (presigned part URLs)"
+                                    if direct else ""), "createUpload",
                   {201: UploadCreated, 400: ERROR, 401: ERROR, 412: ERROR, 413: ERROR,
-                   415: ERROR, 429: ERROR, 503: UNAVAILABLE},
-                  body={OFFSET_OCTET_STREAM: BINARY}, body_required=False, auth=True,
-                  headers={"Tus-Resumable": _VERSION, "Upload-Length": length,
-                           "Upload-Metadata": metadata, "Upload-Checksum": checksum},
+                   415: ERROR, 422: ERROR, 429: ERROR, 503: UNAVAILABLE},
+                  body={OFFSET_OCTET_STREAM: BINARY,
+                        **({JSON_TYPE: direct_request(settings.max_upload_bytes)}
+                           if direct else {})},
+                  body_required=direct, auth=True, headers=creation,
                   response_headers={201: {"Location": Header("the upload's URL", required=True),
-                                          **progress}}),
+                                          **({} if direct else progress)}}),
         Operation("HEAD", BASE + "{upload_id}", "Where an upload stands (its offset)",
                   "getUploadOffset", {200: EMPTY, **common}, auth=True,
                   headers={"Tus-Resumable": _VERSION},
@@ -236,4 +296,12 @@ def operations(settings: Settings) -> list[Operation]:
         Operation("DELETE", BASE + "{upload_id}", "Delete an upload and its bytes (tus "
                   "termination)", "deleteUpload", {204: EMPTY, 409: ERROR, **common}, auth=True,
                   headers={"Tus-Resumable": _VERSION}, response_headers={204: _TUS}),
+        Operation("POST", BASE + "{upload_id}/parts", "Direct transfers: fresh URLs for the "
+                  "parts storage does not hold yet", "refreshUploadParts",
+                  {200: UploadCreated, 401: ERROR, 404: ERROR, 409: ERROR, 415: ERROR,
+                   503: UNAVAILABLE}, auth=True),
+        Operation("POST", BASE + "{upload_id}/complete", "Direct transfers: join the uploaded "
+                  "parts into the file", "completeUpload",
+                  {200: UploadCreated, 400: ERROR, 401: ERROR, 404: ERROR, 409: ERROR,
+                   503: UNAVAILABLE}, auth=True),
     ]

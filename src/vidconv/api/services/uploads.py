@@ -33,7 +33,7 @@ from vidconv.api.services.users import user_exists
 from vidconv.api.tus import rows
 from vidconv.api.tus.protocol import Body, Checksum, parse_metadata
 from vidconv.api.tus.rows import State
-from vidconv.api.tus.s3 import Multipart, part_size
+from vidconv.api.tus.s3 import Multipart, direct_part_size, part_size
 from vidconv.api.tus.sinks import LocalSink, S3Sink, Sink
 from vidconv.api.uploads import safe_filename
 from vidconv.db.models import Upload, new_id, utcnow
@@ -56,7 +56,7 @@ def progress(row: Upload) -> Progress:
     return Progress(row.upload_offset, row.length, rows.aware(row.expires_at))
 
 
-def _expiry(ctx: AppContext) -> timedelta:
+def expiry(ctx: AppContext) -> timedelta:
     return timedelta(seconds=ctx.settings.upload_expiry_seconds)
 
 
@@ -72,6 +72,12 @@ def multipart(ctx: AppContext) -> Multipart | None:
 def _filename(metadata: dict[str, bytes]) -> str:
     """The name from ``filename`` (or ``name``) metadata: its last path part, made safe."""
     raw = (metadata.get("filename") or metadata.get("name") or b"").decode("utf-8", "replace")
+    return plain_name(raw)
+
+
+def plain_name(raw: str) -> str:
+    """A client's file name as a storage-safe one: its last path part, "upload" if nothing is
+    left (a tus client's metadata is informational: a path in it is not refused)."""
     raw = raw.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "")
     try:
         return safe_filename(raw[-200:])
@@ -79,7 +85,7 @@ def _filename(metadata: dict[str, bytes]) -> str:
         return "upload"
 
 
-async def _check_new(ctx: AppContext, owner: str, length: int) -> None:
+async def check_new(ctx: AppContext, owner: str, length: int) -> None:
     limit = ctx.settings.max_upload_bytes
     if length > limit:
         raise TooLarge(limit)
@@ -95,18 +101,21 @@ async def _check_new(ctx: AppContext, owner: str, length: int) -> None:
                         "oldest to expire", max(1, wait))
 
 
-async def create(ctx: AppContext, owner: str, length: int, metadata_header: str) -> Upload:
-    """A new, empty upload of ``length`` bytes (tus creation)."""
+async def create(ctx: AppContext, owner: str, length: int, metadata_header: str,
+                 *, direct: bool = False, filename: str | None = None) -> Upload:
+    """A new, empty upload of ``length`` bytes (tus creation; ``direct``: the client sends
+    its parts to S3 itself, vidconv.api.services.direct_uploads)."""
     metadata = parse_metadata(metadata_header)
-    await _check_new(ctx, owner, length)
+    await check_new(ctx, owner, length)
+    name = plain_name(filename) if filename is not None else _filename(metadata)
     row = Upload(id=new_id(), owner_id=owner, task_id=new_id(), length=length,
                  upload_offset=0, metadata_header=metadata_header.strip(),
-                 filename=_filename(metadata), part_size=0, parts=[], segments=[],
-                 direct=False, expires_at=utcnow() + _expiry(ctx))
+                 filename=name, part_size=0, parts=[], segments=[],
+                 direct=direct, expires_at=utcnow() + expiry(ctx))
     row.storage_key = keys.input_key(row.task_id, row.filename)
     s3 = multipart(ctx)
     if s3 is not None:
-        row.part_size = part_size(length)
+        row.part_size = direct_part_size(length) if direct else part_size(length)
         row.multipart_id = await anyio.to_thread.run_sync(s3.create, row.storage_key)
     else:
         path = partial_path(ctx, row.id)
@@ -120,7 +129,7 @@ async def create(ctx: AppContext, owner: str, length: int, metadata_header: str)
     return row
 
 
-async def _acquire(ctx: AppContext, owner: str, upload_id: str) -> str:
+async def acquire(ctx: AppContext, owner: str, upload_id: str) -> str:
     deadline = time.monotonic() + LOCK_WAIT
     while True:
         token = await anyio.to_thread.run_sync(rows.try_acquire, ctx.sessions, owner, upload_id)
@@ -147,14 +156,14 @@ def _open_sink(ctx: AppContext, row: Upload, token: str) -> Sink | None:
         whole = False
     if not whole:
         raise NotFound("the upload's bytes are gone; create it again")
-    rows.save(ctx.sessions, row.id, token, State(row.length), _expiry(ctx), completed=True)
+    rows.save(ctx.sessions, row.id, token, State(row.length), expiry(ctx), completed=True)
     return None
 
 
 async def write(ctx: AppContext, owner: str, upload_id: str, offset: int, body: Body,
                 checksum: Checksum | None, declared: int | None) -> Progress:
     """Append a request's body at ``offset`` (tus PATCH); where the upload now stands."""
-    token = await _acquire(ctx, owner, upload_id)
+    token = await acquire(ctx, owner, upload_id)
     sink: Sink | None = None
     try:
         row = await anyio.to_thread.run_sync(rows.read_locked, ctx.sessions, upload_id, token)
@@ -188,7 +197,7 @@ def _take(sink: Sink, checksum: Checksum | None, data: bytearray) -> None:
 async def _save(ctx: AppContext, row: Upload, token: str, sink: Sink, state: State,
                 *, final: bool = False, completed: bool = False) -> datetime:
     expires = await anyio.to_thread.run_sync(
-        lambda: rows.save(ctx.sessions, row.id, token, state, _expiry(ctx),
+        lambda: rows.save(ctx.sessions, row.id, token, state, expiry(ctx),
                           release=final, completed=completed))
     await anyio.to_thread.run_sync(sink.after_save)
     return expires
@@ -240,7 +249,7 @@ def discard_stored(ctx: AppContext, row: Upload) -> None:
 
 async def terminate(ctx: AppContext, owner: str, upload_id: str) -> None:
     """tus termination: the upload's bytes and its row are gone."""
-    token = await _acquire(ctx, owner, upload_id)
+    token = await acquire(ctx, owner, upload_id)
     try:
         row = await anyio.to_thread.run_sync(rows.read_locked, ctx.sessions, upload_id, token)
         await anyio.to_thread.run_sync(discard_stored, ctx, row)

@@ -116,6 +116,13 @@ def save(sessions: sessionmaker[Session], upload_id: str, token: str, state: Sta
     return expires
 
 
+def touch(sessions: sessionmaker[Session], upload_id: str, expiry: timedelta) -> None:
+    """Activity without bytes through us (a direct upload's new URLs): it expires later."""
+    with sessions.begin() as session:
+        session.execute(update(Upload).where(Upload.id == upload_id)
+                        .values(expires_at=utcnow() + expiry))
+
+
 def release(sessions: sessionmaker[Session], upload_id: str, token: str) -> None:
     with sessions.begin() as session:
         session.execute(update(Upload).where(Upload.id == upload_id, Upload.lock_token == token)

@@ -25,6 +25,16 @@ def part_size(length: int) -> int:
     return max(PART, math.ceil(length / MAX_PARTS / MiB) * MiB)
 
 
+def direct_part_size(length: int) -> int:
+    """A client's own parts (direct transfers): 16 MiB, larger past 1000 parts, so that the
+    list of URLs stays short."""
+    return max(2 * PART, math.ceil(length / 1000 / MiB) * MiB)
+
+
+def part_count(length: int, size: int) -> int:
+    return max(1, math.ceil(length / size))
+
+
 @dataclass(frozen=True)
 class StoredPart:
     number: int
