@@ -37,6 +37,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "webhookProxy": "http://smokescreen.egress:4750",
         },
         "networkPolicy": {"enabled": True},
+        "directTransfers": {"enabled": True},
         "kueue": {"queueName": "video"},
         "limits": {"maxUploadBytes": 500 * 1024 * 1024 + 1},
         "transcoder": {"image": {"repository": "registry.example.com/vidconv-transcoder",
@@ -49,6 +50,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "jwt": {"existingSecret": "my-jwt"},
         "networkPolicy": {"enabled": True, "kubeAPIServerCIDRs": ["172.18.0.2/32"]},
         "api": {"ingress": {"enabled": True}, "podDisruptionBudget": {"enabled": False}},
+    },
+    "direct": {
+        "directTransfers": {"enabled": True, "urlSeconds": 300},
+        "minio": {"ingress": {"enabled": True, "className": "nginx", "host": "s3.example.com",
+                              "tlsSecretName": "s3-tls", "annotations": {"example.com/a": "b"}}},
+        "networkPolicy": {"enabled": True, "minioIngressFrom": [{"namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]},
     },
     "metrics": {
         "logFormat": "json",

@@ -70,6 +70,44 @@ def test_switches_turn_their_objects_on_and_off(rendered: Rendered) -> None:
     assert find(rendered["defaults"], "NetworkPolicy") == []
 
 
+def test_direct_transfers_sign_for_where_clients_reach_s3(rendered: Rendered) -> None:
+    def api_env(name: str) -> dict[str, Any]:
+        api = one(rendered[name], "Deployment", "vc-vidconv-api")
+        return env_of(api["spec"]["template"]["spec"]["containers"][0])
+
+    assert api_env("defaults")["VIDCONV_DIRECT_TRANSFERS"] == "off"
+    assert "VIDCONV_S3_PUBLIC_ENDPOINT" not in api_env("defaults")
+    external = api_env("external")  # an external S3: its own endpoint
+    assert (external["VIDCONV_DIRECT_TRANSFERS"], external["VIDCONV_S3_PUBLIC_ENDPOINT"],
+            external["VIDCONV_DIRECT_URL_SECONDS"]) == ("on", "https://s3.example.com", "600")
+    direct = rendered["direct"]  # the bundled MinIO, through an Ingress of its own
+    assert (api_env("direct")["VIDCONV_S3_PUBLIC_ENDPOINT"],
+            api_env("direct")["VIDCONV_DIRECT_URL_SECONDS"]) == ("https://s3.example.com", "300")
+    ingress = one(direct, "Ingress", "vc-vidconv-minio")
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "s3.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {
+        "name": "vc-vidconv-minio", "port": {"name": "s3"}}
+    assert ingress["spec"]["tls"] == [{"secretName": "s3-tls", "hosts": ["s3.example.com"]}]
+    assert ingress["metadata"]["annotations"]["example.com/a"] == "b"
+    assert ingress["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/proxy-request-buffering"] == "off"
+    policy = one(direct, "NetworkPolicy", "vc-vidconv-minio")
+    assert policy["spec"]["ingress"][-1] == {
+        "ports": [{"protocol": "TCP", "port": 9000}],
+        "from": [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": "ingress-nginx"}}}]}
+    assert find(rendered["defaults"], "Ingress") == []
+
+
+def test_direct_transfers_with_a_minio_clients_cannot_reach_fail_with_the_reason(
+    chart: Any, helm: Any
+) -> None:
+    with pytest.raises(helm.HelmError, match="minio.ingress.enabled"):
+        chart.render(values={"directTransfers": {"enabled": True}}, name="vc",
+                     namespace=NAMESPACE)
+
+
 def test_existing_secrets_are_used_and_none_generated(
     rendered: Rendered,
 ) -> None:

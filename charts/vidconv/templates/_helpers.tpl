@@ -194,3 +194,20 @@ matchExpressions:
   - key: vidconv.io/task
     operator: Exists
 {{- end }}
+
+{{/*
+Where clients reach S3 for direct transfers: directTransfers.publicEndpoint, else the bundled
+MinIO's Ingress, else the external S3's endpoint. The in-cluster MinIO name is no answer: a
+presigned URL names its host, and clients outside the cluster cannot resolve that one.
+*/}}
+{{- define "vidconv.s3PublicEndpoint" -}}
+{{- if .Values.directTransfers.publicEndpoint -}}
+{{- .Values.directTransfers.publicEndpoint -}}
+{{- else if and .Values.minio.enabled .Values.minio.ingress.enabled -}}
+{{- printf "%s://%s" (ternary "https" "http" (ne .Values.minio.ingress.tlsSecretName "")) .Values.minio.ingress.host -}}
+{{- else if not .Values.minio.enabled -}}
+{{- .Values.s3.external.endpoint -}}
+{{- else -}}
+{{- fail "directTransfers.enabled with the bundled MinIO needs minio.ingress.enabled (or directTransfers.publicEndpoint): clients must reach S3 themselves" -}}
+{{- end -}}
+{{- end }}
