@@ -13,6 +13,7 @@ from starlette.middleware import Middleware
 
 from vidconv.api.context import AppContext, build_context
 from vidconv.api.errors import EXCEPTION_HANDLERS
+from vidconv.api.headers import SecurityHeaders
 from vidconv.api.metrics import HttpMetrics
 from vidconv.api.routes import (
     auth,
@@ -21,6 +22,7 @@ from vidconv.api.routes import (
     formats,
     health,
     metrics,
+    page,
     tasks,
     uploads,
     webhooks,
@@ -64,8 +66,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
         routes=[*auth.routes, *tasks.routes, *events.routes, *formats.routes, *uploads.routes,
-                *webhooks.routes, *health.routes, *metrics.routes, *docs.routes],
-        middleware=[Middleware(HttpMetrics, metrics=ctx.metrics)],
+                *webhooks.routes, *health.routes, *metrics.routes, *docs.routes, *page.routes],
+        # Outermost first: every answer gets the security headers, metrics' own included.
+        middleware=[Middleware(SecurityHeaders), Middleware(HttpMetrics, metrics=ctx.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(ctx),
     )

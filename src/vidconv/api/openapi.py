@@ -62,6 +62,7 @@ def _operations(settings: Settings) -> list[Operation]:
         formats,
         health,
         metrics,
+        page,
         tasks,
         uploads,
         webhooks,
@@ -69,7 +70,7 @@ def _operations(settings: Settings) -> list[Operation]:
 
     return [*auth.OPERATIONS, *tasks.OPERATIONS, *events.OPERATIONS, *formats.OPERATIONS,
             *uploads.operations(settings), *webhooks.OPERATIONS, *health.OPERATIONS,
-            *metrics.OPERATIONS, *docs.OPERATIONS]
+            *metrics.OPERATIONS, *docs.OPERATIONS, *page.OPERATIONS]
 
 
 def _models(ops: list[Operation]) -> list[type[BaseModel]]:
