@@ -236,7 +236,7 @@ function chooseFile(file) {
 function resetJob(file, fmt) {
   if (state.stopFollow) state.stopFollow();
   state.stopFollow = null;
-  state.job = { id: null, name: file.name, announced: 0 };
+  state.job = { id: null, name: file.name, announced: 0, listed: null };
   say("job-title", `${file.name} → ${fmt}`);
   $("upload-bar").value = 0;
   $("convert-bar").value = 0;
@@ -286,8 +286,10 @@ function jobButtons(task) {
   return buttons;
 }
 
-// The list follows the stream too, between its refreshes.
+// The list follows the stream too, between its refreshes (and a refresh that lands after an
+// event keeps what the stream said last).
 function listState(id, text) {
+  if (state.job && state.job.id === id) state.job.listed = text;
   const cell = document.querySelector(`#task-list li[data-task="${CSS.escape(id)}"] .state`);
   if (cell) cell.textContent = text;
 }
@@ -399,6 +401,8 @@ async function onDelete(id, name) {
 }
 
 function stateWords(task) {
+  const live = state.job && state.job.id === task.task_id ? state.job.listed : null;
+  if (live && (task.state === "PENDING" || task.state === "STARTED")) return live;
   if (task.state === "STARTED") return `Converting, ${Math.floor(task.progress)} %`;
   if (task.state === "FAILURE") return `Failed: ${task.error || task.result}`;
   return STATE_WORDS[task.state] || task.state;
