@@ -360,3 +360,31 @@ def test_the_policy_refuses_inline_script_and_the_headers_are_set(
     while {v.split(":")[0] for v in tab.violations()} < {"script-src-elem", "style-src-attr"}:
         assert time.monotonic() < deadline, tab.violations()
         time.sleep(0.05)
+
+
+@pytest.mark.s3
+def test_with_direct_transfers_the_download_comes_from_s3(
+    live_server: StartServer, open_tab: OpenTab, make_clip: Clip, s3_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    server = live_server({**s3_env, "VIDCONV_DIRECT_TRANSFERS": "on"})
+    tab = open_tab()
+    page = tab.page
+    urls: list[str] = []
+    page.on("request", lambda r: urls.append(r.url))
+    _sign_up(tab, server)
+    page.set_input_files("#file", str(make_clip(2.0)))
+    page.select_option("#format", "mp3")
+    page.click("#start")
+    page.wait_for_selector(FINISHED, timeout=120_000)
+    with page.expect_download() as download:
+        page.click("#job-actions button:text('Download')")
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.suffix == ".mp3"
+    assert [a["codec_name"] for a in streams(ffprobe(saved), "audio")] == ["mp3"]
+    # The bytes came from S3 (the API answered 307 to a presigned URL), and the policy let
+    # the page fetch them from there and nowhere else.
+    endpoint = s3_env["VIDCONV_S3_ENDPOINT"]
+    assert [u for u in urls if u.startswith(endpoint) and "X-Amz-Signature" in u], urls
+    assert tab.violations() == []

@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[*auth.routes, *tasks.routes, *events.routes, *formats.routes, *uploads.routes,
                 *webhooks.routes, *health.routes, *metrics.routes, *docs.routes, *page.routes],
         # Outermost first: every answer gets the security headers, metrics' own included.
-        middleware=[Middleware(SecurityHeaders), Middleware(HttpMetrics, metrics=ctx.metrics)],
+        middleware=[Middleware(SecurityHeaders, settings=ctx.settings),
+                    Middleware(HttpMetrics, metrics=ctx.metrics)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=_lifespan(ctx),
     )
