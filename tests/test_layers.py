@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vidconv"
-CORE = {"vidconv", "settings", "storage", "formats", "options", "resources", "db", "kube",
-        "contract", "logs", "metrics"}
+CORE = {"vidconv", "settings", "storage", "formats", "options", "outputs", "resources", "db",
+        "kube", "contract", "logs", "metrics"}
 ALLOWED = {
     "core": CORE,
     # The transcoder image has neither SQLAlchemy, the kubernetes client nor prometheus-client.

@@ -99,7 +99,7 @@ class Profile:
     muxer: str  # ffmpeg muxer (-f)
     container: str  # a name ffprobe lists in format_name for the output
     video: Codec | None
-    audio: Codec
+    audio: Codec | None  # None: a picture
     audio_bitrate: str = ""  # e.g. "128k"; empty: the codec's quality flag decides
     muxer_args: tuple[str, ...] = ()
     notes: str = ""
@@ -108,10 +108,18 @@ class Profile:
     # Subtitle encoders the container takes (text subtitles are re-encoded to the first one
     # unless theirs is listed); empty: subtitles are dropped.
     subtitles: tuple[str, ...] = ()
+    # video | audio | image (a still) | animation (moves: gif; webp when given a duration)
+    kind: str = "video"
+    moving: Codec | None = None  # kind animation: the codec of a picture that moves
+    package: str = ""  # "hls": many files (vidconv.ladder), the main one a master playlist
 
     @property
     def audio_only(self) -> bool:
         return self.video is None
+
+    @property
+    def picture(self) -> bool:
+        return self.kind in ("image", "animation")
 
 
 PRESETS = ("fast", "balanced", "quality")
@@ -144,6 +152,13 @@ H264 = Codec("libx264", "h264", (), "-crf", 16, 40, 67,
 # above 512 (for up to 8 channels) it only spends bits.
 AAC = Codec("aac", "aac", layouts=AAC_LAYOUTS, sample_rates=PCM_RATES[:-1] + (8000, 7350),
             sample_fmts=("fltp",), bitrates=(16, 512))
+# The adaptive ladder encodes 1.7 times the pixels of one 720p rendition (720p + 480p + 360p):
+# a step faster than mp4 at each point keeps it above 1x real time on 2 cores.
+H264_LADDER = Codec("libx264", "h264", (), "-crf", 16, 40, 71,
+                    presets=(("fast", Speed(("-preset", "superfast"), 71)),
+                             ("balanced", Speed(("-preset", "veryfast"), 71)),  # CRF 23
+                             ("quality", Speed(("-preset", "faster"), 67))),
+                    pix_fmts=("yuv420p",))
 # VP9: libvpx's "good" deadline spends a third fewer bits but runs at 0.3-0.7x; in realtime
 # mode cpu-used 5..8 measure the same quality per bit, so fast and balanced are cpu-used 8
 # (3.8x) and quality is cpu-used 5 (2x, a little better). CRF 37 (quality 45) gives mp4's
@@ -194,6 +209,15 @@ FLAC = Codec("flac", "flac", layouts=OPUS_LAYOUTS, sample_rates=LOSSLESS_RATES,
              sample_fmts=("s16", "s32"))
 PCM = Codec("pcm_s16le", "pcm_s16le", layouts=OPUS_LAYOUTS, sample_rates=LOSSLESS_RATES,
             sample_fmts=("s16",))
+# Pictures. JPEG at -q:v 3 (quality 90) is visually clean at a third of -q:v 2's size; WebP
+# takes libwebp's own 0..100 scale (75 its default); PNG and GIF have no quality knob. GIF gets
+# a palette made for the clip (palettegen) and ordered dithering, which compresses best.
+MJPEG = Codec("mjpeg", "mjpeg", (), "-q:v", 2, 31, 97, pix_fmts=("yuvj420p",))
+PNG = Codec("png", "png", pix_fmts=("rgb24", "rgba"))
+WEBP = Codec("libwebp", "webp", (), "-quality", 100, 0, 75, pix_fmts=("yuv420p", "yuva420p"))
+WEBP_ANIM = Codec("libwebp_anim", "webp", ("-loop", "0"), "-quality", 100, 0, 75,
+                  pix_fmts=("yuv420p", "yuva420p"))
+GIF = Codec("gif", "gif", ("-loop", "0"), pix_fmts=("pal8",))
 
 FORMATS: dict[str, Profile] = {
     p.name: p
@@ -215,15 +239,28 @@ FORMATS: dict[str, Profile] = {
                 ("-movflags", "+faststart"), "H.264 + AAC in QuickTime",
                 subtitles=("mov_text",)),
         Profile("mp3", "mp3", "audio/mpeg", "mp3", "mp3", None, MP3, "", (),
-                "audio only, LAME VBR"),
+                "audio only, LAME VBR", kind="audio"),
         Profile("m4a", "m4a", "audio/mp4", "ipod", "mp4", None, AAC, "160k",
-                ("-movflags", "+faststart"), "audio only, AAC in MP4 (the iTunes brand)"),
+                ("-movflags", "+faststart"), "audio only, AAC in MP4 (the iTunes brand)",
+                kind="audio"),
         Profile("opus", "opus", "audio/ogg", "opus", "ogg", None, OPUS, "128k", (),
-                "audio only, Opus in Ogg"),
+                "audio only, Opus in Ogg", kind="audio"),
         Profile("flac", "flac", "audio/flac", "flac", "flac", None, FLAC, "", (),
-                "audio only, lossless"),
+                "audio only, lossless", kind="audio"),
         Profile("wav", "wav", "audio/wav", "wav", "wav", None, PCM, "", (),
-                "audio only, 16-bit PCM"),
+                "audio only, 16-bit PCM", kind="audio"),
+        Profile("jpg", "jpg", "image/jpeg", "image2", "image2", MJPEG, None, "",
+                ("-update", "1"), "a poster: one frame", kind="image"),
+        Profile("png", "png", "image/png", "image2", "image2", PNG, None, "",
+                ("-update", "1"), "a poster: one frame, lossless", kind="image"),
+        Profile("webp", "webp", "image/webp", "webp", "webp", WEBP, None, "", (),
+                "a poster, or with a duration an animation", kind="animation",
+                moving=WEBP_ANIM),
+        Profile("gif", "gif", "image/gif", "gif", "gif", GIF, None, "", (),
+                "an animation", kind="animation", moving=GIF),
+        Profile("hls", "m3u8", "application/vnd.apple.mpegurl", "hls", "hls", H264_LADDER, AAC,
+                "128k", (), "an adaptive stream: an H.264 ladder in fMP4, one AAC rendition",
+                package="hls"),
         Profile("av1", "mp4", "video/mp4", "mp4", "mp4", AV1, AAC, "128k",
                 ("-movflags", "+faststart"), "AV1 (SVT-AV1) + AAC in MP4",
                 subtitles=("mov_text",)),
@@ -280,7 +317,7 @@ def encode_args(profile: Profile, options: Mapping[str, Any], has_audio: bool) -
             args += video.quality_args(quality, preset)
     else:
         args += ["-vn"]
-    if has_audio and options.get("audio", True):
+    if has_audio and options.get("audio", True) and profile.audio is not None:
         args += ["-c:a", profile.audio.encoder, *profile.audio.args]
         if audio_bitrate:  # vidconv.options allows it only where the codec has a bitrate
             args += ["-b:a", f"{profile.audio.nearest_bitrate(int(audio_bitrate))}k"]

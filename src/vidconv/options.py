@@ -18,6 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from vidconv.formats import DEFAULT_PRESET, PRESETS, InvalidOption, Profile, get_profile
+from vidconv.outputs import PREVIEW_FORMATS, THUMBNAIL_FORMATS
+
+# The kinds of format (vidconv.formats.Profile.kind) an option may apply to.
+MOVING = ("video", "audio", "animation")
+VIDEO = ("video",)
+SIZED = ("video", "image", "animation")
+ALL = ("video", "audio", "image", "animation")
 
 
 @dataclass(frozen=True)
@@ -26,33 +33,49 @@ class OptionSpec:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
-    video_only: bool = False
+    kinds: tuple[str, ...] = ALL  # the kinds of format that take it
     description: str = ""
     choices: tuple[str, ...] = ()  # kind "choice": the accepted values
 
 
 # The one definition of the option keys and ranges; the CRD schema must match it.
 OPTIONS: dict[str, OptionSpec] = {
-    "max_height": OptionSpec("int", 16, 4320, video_only=True,
+    "max_height": OptionSpec("int", 16, 4320, kinds=SIZED,
                              description="scale down to at most this height, keeping aspect"),
-    "video_bitrate": OptionSpec("int", 100, 50000, video_only=True,
+    "video_bitrate": OptionSpec("int", 100, 50000, kinds=VIDEO,
                                 description="target video bitrate in kbit/s"),
-    "quality": OptionSpec("int", 0, 100, description="0 smallest .. 100 best; mapped per codec"),
-    "audio": OptionSpec("bool", description="keep the audio track (default true)"),
-    "start": OptionSpec("number", 0, None, description="skip this many seconds of the input"),
-    "duration": OptionSpec("number", 0, None, exclusive_minimum=True,
-                           description="convert at most this many seconds"),
-    "preset": OptionSpec("choice", video_only=True, choices=PRESETS,
+    "quality": OptionSpec("int", 0, 100, description="0 smallest .. 100 best; mapped per codec "
+                                                     "(lossless ones ignore it)"),
+    "audio": OptionSpec("bool", kinds=("video", "audio"),
+                        description="keep the audio track (default true)"),
+    "start": OptionSpec("number", 0, None, description="skip this many seconds of the input "
+                                                       "(a picture: the frame there)"),
+    "duration": OptionSpec("number", 0, None, exclusive_minimum=True, kinds=MOVING,
+                           description="convert at most this many seconds (an animation: at "
+                                       "most 30)"),
+    "preset": OptionSpec("choice", kinds=VIDEO, choices=PRESETS,
                          description="encoder speed: fast, balanced (default) or quality"),
-    "audio_bitrate": OptionSpec("int", 6, 512,
+    "audio_bitrate": OptionSpec("int", 6, 512, kinds=("video", "audio"),
                                 description="audio bitrate in kbit/s, or the nearest the codec "
                                             "takes (lossy codecs only)"),
-    "channels": OptionSpec("int", 1, 8,
+    "channels": OptionSpec("int", 1, 8, kinds=("video", "audio"),
                            description="up- or downmix to this many audio channels, or the "
                                        "nearest count the codec carries"),
-    "sample_rate": OptionSpec("int", 8000, 192000,
+    "sample_rate": OptionSpec("int", 8000, 192000, kinds=("video", "audio"),
                               description="resample the audio to this rate (Hz), or the "
                                           "nearest the codec takes"),
+    "thumbnail": OptionSpec("choice", kinds=VIDEO, choices=THUMBNAIL_FORMATS,
+                            description="also a poster in this format (thumbnail.jpg or .webp): "
+                                        "a representative frame, or the one at thumbnail_at"),
+    "thumbnail_at": OptionSpec("number", 0, None, kinds=VIDEO,
+                               description="the poster's time in the output, in seconds "
+                                           "(implies thumbnail=jpg unless given)"),
+    "preview": OptionSpec("choice", kinds=VIDEO, choices=PREVIEW_FORMATS,
+                          description="also a short animated preview in this format "
+                                      "(preview.webp or .gif)"),
+    "sprites": OptionSpec("bool", kinds=VIDEO,
+                          description="also a sheet of small frames (sprites.jpg) with a WebVTT "
+                                      "index (sprites.vtt) for scrubbing previews"),
 }
 
 
@@ -63,18 +86,25 @@ def options_for(fmt: str) -> dict[str, OptionSpec]:
 
 
 def _applies(profile: Profile, key: str, spec: OptionSpec) -> bool:
-    if spec.video_only and profile.audio_only:
+    if profile.kind not in spec.kinds:
         return False
     if key == "audio_bitrate":
-        return profile.audio.bitrates != (0, 0)
+        return profile.audio is not None and profile.audio.bitrates != (0, 0)
     return True
 
 
+_KIND_NAMES = {"audio": "audio-only", "image": "picture", "animation": "picture"}
+
+
 def _not_applicable(profile: Profile, key: str) -> str:
-    if key == "audio_bitrate":
+    if key == "audio_bitrate" and profile.audio is not None:
         return (f"Option audio_bitrate does not apply to {profile.name}: its {profile.audio.name} "
                 "audio is lossless.")
-    return f"Option {key} does not apply to the audio-only format {profile.name}."
+    if key == "duration" and profile.kind == "image":
+        return (f"Option duration does not apply to {profile.name}: a {profile.name} is one "
+                "frame (the one at start); webp and gif move.")
+    kind = _KIND_NAMES.get(profile.kind, profile.kind)
+    return f"Option {key} does not apply to the {kind} format {profile.name}."
 
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -143,7 +173,8 @@ def validate_options(fmt: str, options: Mapping[str, Any]) -> dict[str, Any]:
 
 # What each option is when it is not given (None: not applied; the input decides).
 _NO_DEFAULT = {"max_height": None, "video_bitrate": None, "duration": None, "channels": None,
-               "sample_rate": None}
+               "sample_rate": None, "thumbnail": None, "thumbnail_at": None, "preview": None,
+               "sprites": False}
 _KINDS = {"int": "integer", "number": "number", "bool": "boolean", "choice": "string"}
 _EXCLUDES = {"video_bitrate": ["quality"], "quality": ["video_bitrate"]}
 
@@ -154,9 +185,10 @@ def describe(fmt: str) -> dict[str, Any]:
     audio-only format (validate_options refuses it)."""
     profile = get_profile(fmt)
     codec = profile.audio if profile.video is None else profile.video
+    assert codec is not None  # every format has a video or an audio codec
     # The quality a video codec defaults to depends on the preset (each its measured point).
     by_preset: dict[str, int] = {}
-    if profile.video is not None:
+    if profile.video is not None and "preset" in options_for(fmt):
         for preset in PRESETS:
             point = codec.speed(preset).default_quality
             by_preset[preset] = codec.default_quality if point is None else point

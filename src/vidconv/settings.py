@@ -51,6 +51,8 @@ class Settings:
     jwt_issuer: str = "vidconv"
     jwt_audience: str = "vidconv-api"
     token_lifetime_seconds: int = 24 * 3600
+    # How long the signed URLs of a task's files (GET /api/tasks/{id}) stay valid.
+    signed_url_seconds: int = 6 * 3600
 
     # Limits on what a user may hand us.
     max_upload_bytes: int = 2 * GiB

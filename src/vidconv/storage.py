@@ -42,6 +42,7 @@ class Storage(Protocol):
     def check(self) -> None: ...
     def locator(self, key: str) -> str: ...
     def keys(self, prefix: str) -> Iterator[str]: ...
+    def entries(self, prefix: str) -> Iterator[tuple[str, int]]: ...
 
 
 # The key layout: every object of a task lives under its id, so a task's objects can be found
@@ -147,11 +148,19 @@ class LocalStorage:
 
     def keys(self, prefix: str) -> Iterator[str]:
         """Every object under ``prefix`` (a folder-like ``inputs/``), half-written ones too."""
+        for key, _size in self.entries(prefix):
+            yield key
+
+    def entries(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object under ``prefix``, in one pass."""
         base = self.root / prefix
         if base.is_dir():
             for path in sorted(base.rglob("*")):
-                if path.is_file():
-                    yield path.relative_to(self.root).as_posix()
+                try:
+                    if path.is_file():
+                        yield path.relative_to(self.root).as_posix(), path.stat().st_size
+                except FileNotFoundError:  # removed while we list: it is not there
+                    continue
 
 
 class S3Storage:
@@ -256,10 +265,15 @@ class S3Storage:
         return f"s3://{self.bucket}/{validate_key(key)}"
 
     def keys(self, prefix: str) -> Iterator[str]:
+        for key, _size in self.entries(prefix):
+            yield key
+
+    def entries(self, prefix: str) -> Iterator[tuple[str, int]]:
+        """(key, size) of every object under ``prefix``: one listing, no request per object."""
         objects = self._call(self.client.list_objects, self.bucket, prefix=prefix,
                              recursive=True)
-        names: list[str | None] = self._call(lambda: [o.object_name for o in objects])
-        yield from (name for name in names if name)
+        found = self._call(lambda: [(o.object_name, o.size) for o in objects])
+        yield from ((name, size or 0) for name, size in found if name)
 
 
 def make_storage(settings: Settings) -> Storage:

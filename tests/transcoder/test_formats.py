@@ -23,7 +23,8 @@ def test_every_promised_format_exists_with_its_file_type() -> None:
     assert FORMATS["mp4"].mime_type == "video/mp4"
     assert FORMATS["wmv"].extension == "wmv"
     assert set(OPTIONS) == {"max_height", "video_bitrate", "quality", "audio", "start", "duration",
-                            "preset", "audio_bitrate", "channels", "sample_rate"}
+                            "preset", "audio_bitrate", "channels", "sample_rate", "thumbnail",
+                            "thumbnail_at", "preview", "sprites"}
 
 
 @pytest.mark.parametrize(("raw", "typed"), [
@@ -68,6 +69,12 @@ def test_valid_options_come_back_typed(raw: dict[str, Any], typed: dict[str, Any
     ("wav", {"channels": "9"}, "at most 8"),
     ("flac", {"sample_rate": "200000"}, "at most 192000"),
     ("m4a", {"max_height": "480"}, "audio-only"),
+    ("jpg", {"duration": "2"}, "a jpg is one frame (the one at start); webp and gif move"),
+    ("png", {"audio": "false"}, "does not apply to the picture format png"),
+    ("gif", {"thumbnail": "jpg"}, "does not apply to the picture format gif"),
+    ("mp3", {"sprites": "true"}, "does not apply to the audio-only format mp3"),
+    ("mp4", {"thumbnail": "png"}, "must be one of jpg, webp"),
+    ("mp4", {"preview": "jpg"}, "must be one of webp, gif"),
 ])
 def test_invalid_options_are_refused_with_a_clear_sentence(
         fmt: str, raw: dict[str, Any], words: str) -> None:
@@ -102,7 +109,7 @@ def test_an_asked_audio_bitrate_replaces_the_profiles_own() -> None:
 
 def test_unknown_format_lists_the_choices() -> None:
     with pytest.raises(UnsupportedFormat, match="choose one of .*mp4"):
-        validate_options("gif", {})
+        validate_options("flv", {})
 
 
 def test_quality_maps_onto_each_codec_scale() -> None:

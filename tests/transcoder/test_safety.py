@@ -60,9 +60,9 @@ def test_codec_outside_the_allow_list(make_clip: Callable[..., Path], tmp_path: 
 
 def test_unknown_format(make_clip: Callable[..., Path], tmp_path: Path,
                         env: dict[str, str]) -> None:
-    out = tmp_path / "o.gif"
-    assert_permanent(transcode(make_clip(), out, "gif", env=env), "unsupported_format",
-                     "'gif' is not supported", out)
+    out = tmp_path / "o.flv"
+    assert_permanent(transcode(make_clip(), out, "flv", env=env), "unsupported_format",
+                     "'flv' is not supported", out)
 
 
 @pytest.mark.parametrize(("option", "words"), [

@@ -19,6 +19,7 @@ from vidconv.api.routes import (
     auth,
     docs,
     events,
+    files,
     formats,
     health,
     metrics,
@@ -65,8 +66,9 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
     app = Starlette(
-        routes=[*auth.routes, *tasks.routes, *events.routes, *formats.routes, *uploads.routes,
-                *webhooks.routes, *health.routes, *metrics.routes, *docs.routes, *page.routes],
+        routes=[*auth.routes, *tasks.routes, *files.routes, *events.routes, *formats.routes,
+                *uploads.routes, *webhooks.routes, *health.routes, *metrics.routes,
+                *docs.routes, *page.routes],
         # Outermost first: every answer gets the security headers, metrics' own included.
         middleware=[Middleware(SecurityHeaders, settings=ctx.settings),
                     Middleware(HttpMetrics, metrics=ctx.metrics)],

@@ -9,7 +9,6 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from vidconv import formats
 from vidconv.api.errors import ApiError
 from vidconv.storage import ObjectNotFound, Storage
 
@@ -38,22 +37,20 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
     return start, end
 
 
-def _content_type(fmt: str) -> str:
-    profile = formats.FORMATS.get(fmt)
-    return profile.mime_type if profile else "application/octet-stream"
-
-
 async def object_response(
-    request: Request, storage: Storage, key: str, filename: str, fmt: str
+    request: Request, storage: Storage, key: str, filename: str, media_type: str, *,
+    disposition: str = "attachment", headers: dict[str, str] | None = None,
 ) -> Response:
+    """The object, ranged; ``disposition`` inline for players, ``headers`` added."""
     try:
         size = await anyio.to_thread.run_sync(storage.size, key)
     except ObjectNotFound:
         raise ApiError(409, "the converted file is missing; convert again") from None
     ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_")
     headers = {
+        **(headers or {}),
         "Content-Disposition": (
-            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+            f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
         ),
         "Accept-Ranges": "bytes",
     }
@@ -66,7 +63,7 @@ async def object_response(
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(max(0, end + 1 - start))
     if request.method == "HEAD" or size == 0:
-        return Response(status_code=status, headers=headers, media_type=_content_type(fmt))
+        return Response(status_code=status, headers=headers, media_type=media_type)
     # A sync iterator: Starlette pulls it in a worker thread, one chunk at a time.
     body = storage.iter_range(key, start, end)
-    return StreamingResponse(body, status, headers=headers, media_type=_content_type(fmt))
+    return StreamingResponse(body, status, headers=headers, media_type=media_type)

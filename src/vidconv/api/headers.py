@@ -4,8 +4,9 @@ Every response: no MIME sniffing, no Referer sent anywhere, and no framing by ot
 web page and its assets also get a Content-Security-Policy that allows scripts, styles and
 connections from this origin only, with no inline script or style: the page ships none, so an
 injected one would not run. Swagger UI (/docs) is left without it: it starts from an inline
-script. With direct transfers on, a download answers 307 to S3: the page's fetch follows it,
-so the policy also lets the page connect to the S3 endpoint clients reach.
+script; so are a task's files by their signed links (media a player opens). With direct
+transfers on, a download answers 307 to S3: the page's fetch follows it, so the policy also
+lets the page connect to the S3 endpoint clients reach.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ class SecurityHeaders:
         if path == "/" or path.startswith("/web/"):
             return self.page
         if path == "/docs" or path.startswith("/docs/"):
+            return None
+        if path.startswith("/api/files/"):
+            # A task's media by its signed link: a playlist opened as a document (Safari plays
+            # it natively) must load its renditions; default-src 'none' would forbid that.
             return None
         return API_POLICY
 

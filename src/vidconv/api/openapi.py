@@ -52,6 +52,7 @@ class Operation:
     headers: dict[str, str | Header] = field(default_factory=dict)  # request header -> doc
     response_headers: dict[int, dict[str, Header]] = field(default_factory=dict)
     body_required: bool = True  # body media BINARY: raw bytes (no model)
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> its schema
 
 
 def _operations(settings: Settings) -> list[Operation]:
@@ -59,6 +60,7 @@ def _operations(settings: Settings) -> list[Operation]:
         auth,
         docs,
         events,
+        files,
         formats,
         health,
         metrics,
@@ -68,7 +70,7 @@ def _operations(settings: Settings) -> list[Operation]:
         webhooks,
     )
 
-    return [*auth.OPERATIONS, *tasks.OPERATIONS, *events.OPERATIONS, *formats.OPERATIONS,
+    return [*auth.OPERATIONS, *tasks.OPERATIONS, *files.OPERATIONS, *events.OPERATIONS, *formats.OPERATIONS,
             *uploads.operations(settings), *webhooks.OPERATIONS, *health.OPERATIONS,
             *metrics.OPERATIONS, *docs.OPERATIONS, *page.OPERATIONS]
 
@@ -273,11 +275,11 @@ def _body_content(model: type[BaseModel] | str) -> dict[str, Any]:
                                           else model.__name__)}}
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
-    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+def _path_parameters(op: Operation) -> list[dict[str, Any]]:
+    names = [part[1:-1] for part in op.path.split("/") if part.startswith("{")]
+    generic = {"type": "string", "minLength": 1, "maxLength": schemas.MAX_ID}
     return [{"name": n, "in": "path", "required": True,
-             "schema": {"type": "string", "minLength": 1, "maxLength": schemas.MAX_ID}}
-            for n in names]
+             "schema": op.path_params.get(n, generic)} for n in names]
 
 
 def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
@@ -292,7 +294,7 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
     for op in ops:
         item = paths.setdefault(op.path, {})
         if op.path.count("{") and "parameters" not in item:
-            item["parameters"] = _path_parameters(op.path)
+            item["parameters"] = _path_parameters(op)
         item[op.method.lower()] = _operation(op)
     error = {"description": "an error, in one sentence", "content": {
         "application/json": {"schema": {"$ref": REF.format(model="Message")}}}}

@@ -374,6 +374,26 @@ class TaskDetail(Out):
     speed: float | None = Field(description="times real time, as the transcoder last said")
     eta_seconds: float | None = Field(description="seconds left, from the speed and what is "
                                                   "left of the input; null while unknown")
+    files: list[OutputFileOut] | None = Field(None, description=(
+        "SUCCESS: every file the task made, the main one first (a picture option or an "
+        "adaptive stream makes several)"))
+    url: str | None = Field(None, description=(
+        "SUCCESS: the signed link of the main file (an adaptive stream's master playlist: "
+        "its relative URIs resolve under the same signature)"))
+    urls_expire_at: str | None = Field(None, json_schema_extra={"format": "date-time"},
+                                       description="when the signed links stop working")
+
+
+class OutputFileOut(Out):
+    """One file of a finished task."""
+
+    name: str = Field(description="relative to the task's outputs: ?file= of /api/download")
+    size: int = Field(ge=0)
+    role: Literal["main", "thumbnail", "preview", "sprites", "sprites_index", "playlist",
+                  "media"]
+    type: str = Field(description="its media type")
+    url: str = Field(description="a signed link to it for a plain GET (no token; Range, "
+                                 "CORS), valid until urls_expire_at: a path on this server")
 
 
 class ProgressEvent(Out):
@@ -443,6 +463,10 @@ class ListQuery(BaseModel):
 class DownloadQuery(BaseModel):
     model_config = ConfigDict(extra="ignore")
     task_id: str = Field(min_length=1, max_length=MAX_ID)
+    file: str = Field("", max_length=255, pattern=r"^[^/\\]*$",
+                      description="one of the task's files (its files[].name); without it: "
+                                  "the main output, or a zip of all of them when there are "
+                                  "several")
 
 
 class Health(Out):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import time
 from functools import lru_cache
@@ -111,6 +114,41 @@ def decode_stream_token(settings: Settings, token: str, task_id: str) -> str:
     if claims.get("task") != task_id or not isinstance(sub, str) or not sub:
         raise InvalidToken("not a stream token of this task")
     return sub
+
+
+# -- signed file URLs ------------------------------------------------------------------------------
+
+_FILES_KEY = b"vidconv signed file URLs"
+
+
+class BadSignature(Exception):
+    """A signed file URL that is forged, for another task, or past its expiry."""
+
+
+def _files_key(settings: Settings) -> bytes:
+    # Derived from the JWT secret (every API replica has it), never the JWT secret itself: a
+    # leaked file URL signature says nothing about how tokens are signed.
+    return hmac.new(settings.jwt_secret.encode(), _FILES_KEY, hashlib.sha256).digest()
+
+
+def sign_files(settings: Settings, task_id: str, expires: int) -> str:
+    """The path segment that lets a plain GET read a task's outputs until ``expires`` (Unix
+    time): ``<expires>-<HMAC-SHA256 over the task and the expiry>``. It stands for the task's
+    whole output folder, so a playlist's relative URIs (``720p.m3u8``) resolve under it."""
+    digest = hmac.new(_files_key(settings), f"{task_id}/{expires}".encode(), hashlib.sha256)
+    return f"{expires}-{base64.urlsafe_b64encode(digest.digest()).decode().rstrip('=')}"
+
+
+def check_files(settings: Settings, task_id: str, token: str, now: float | None = None) -> int:
+    """The expiry of a valid signature for ``task_id``; BadSignature otherwise."""
+    expires, _, _ = token.partition("-")
+    if not expires.isdigit() or len(expires) > 12:
+        raise BadSignature("not a signed link")
+    if not hmac.compare_digest(sign_files(settings, task_id, int(expires)), token):
+        raise BadSignature("the signature does not match this task")
+    if int(expires) < (now if now is not None else time.time()):
+        raise BadSignature("the link has expired")
+    return int(expires)
 
 
 def load_or_create_secret(data_dir: Path) -> str:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
@@ -40,18 +40,25 @@ _ALPHA = re.compile(r"^(yuva|gbrap|ya\d|rgba|bgra|argb|abgr)")
 
 
 def stream_args(profile: Profile, info: MediaInfo, options: Mapping[str, Any],
-                keep_audio: bool) -> list[str]:
-    """``-map``, filter and per-stream arguments for this input and profile."""
+                keep_audio: bool, heights: Sequence[int] = ()) -> list[str]:
+    """``-map``, filter and per-stream arguments for this input and profile; with ``heights``
+    the video once per height (an adaptive ladder's renditions, from one decode)."""
     args: list[str] = []
     both = keep_audio and profile.video is not None and info.video is not None
     shorter, end = _shorter(info, options) if both else (None, 0.0)
     if profile.video is not None and info.video is not None:
-        args += ["-map", f"0:{info.video.index}"]
-        args += ["-filter:v", ",".join(video_filters(profile, profile.video, info.video,
-                                                     options, end if shorter == "video" else 0.0))]
+        hold = end if shorter == "video" else 0.0
+        if not heights:
+            args += ["-map", f"0:{info.video.index}"]
+            args += ["-filter:v", ",".join(video_filters(profile, profile.video, info.video,
+                                                         options, hold))]
+        for n, height in enumerate(heights):
+            args += ["-map", f"0:{info.video.index}"]
+            args += [f"-filter:v:{n}", ",".join(video_filters(
+                profile, profile.video, info.video, {**options, "max_height": height}, hold))]
         if profile.variable_frame_rate:
             args += ["-fps_mode", "vfr"]
-    if keep_audio and info.audio is not None:
+    if keep_audio and info.audio is not None and profile.audio is not None:
         args += ["-map", f"0:{info.audio.index}"]
         layout = choose_layout(info.audio, profile.audio.layouts, options.get("channels"))
         args += ["-filter:a", ",".join(audio_filters(profile.audio, info.audio, layout,

@@ -23,11 +23,11 @@ from vidconv.contract import TASK_ID, Progress, Result
 from vidconv.formats import FormatError, Profile, get_profile
 from vidconv.options import validate_options
 from vidconv.settings import Settings
-from vidconv.transcoder import ffmpeg, locations
-from vidconv.transcoder.errors import BadInput, Retryable, Terminated, TranscodeError
-from vidconv.transcoder.probe import MediaInfo, identify, probe, sniff
+from vidconv.transcoder import ffmpeg, locations, plan
+from vidconv.transcoder.errors import BadInput, Terminated, TranscodeError
+from vidconv.transcoder.probe import MediaInfo, identify
 from vidconv.transcoder.report import Reporters
-from vidconv.transcoder.tools import Tools, locate
+from vidconv.transcoder.tools import locate
 
 log = logging.getLogger("vidconv.transcoder")
 
@@ -92,29 +92,28 @@ def convert(settings: Settings, args: argparse.Namespace, reporters: Reporters,
              info.format_name, info.duration, info.video, info.audio)
     _check_bounds(settings, profile, info, options)
 
-    output = scratch / f"output.{profile.extension}"
-    cmd = ffmpeg.build_command(tools.ffmpeg, info, source, output, profile, options,
-                               settings.max_duration_seconds)
-    expected = ffmpeg.expected_duration(info, options)
-    log.info("running %s", " ".join(cmd))
+    folder = scratch / "out"
+    folder.mkdir()
+    work = plan.make(tools, info, source, folder, locations.basename(args.output), profile,
+                     options, settings.max_duration_seconds)
+    log.info("running %s", " ".join(work.command))
     duration = None if info.duration is None else round(info.duration, 3)
 
     def report(event: dict[str, Any]) -> None:
         reporters.progress(Progress.from_json({**event, "input_duration": duration}).to_json())
 
     report({"progress": 0, "out_time": 0.0})
-    run = ffmpeg.run(cmd, expected, settings.transcode_timeout_seconds, report)
-    result = _verify(tools, output, profile, expected, run.out_time,
-                     keep_audio=info.audio is not None and options.get("audio", True))
+    run = ffmpeg.run(work.command, work.expected, settings.transcode_timeout_seconds, report)
+    facts = plan.finish(work, tools, info, profile, options, run.out_time)
     marks.append(time.monotonic())
     report({"progress": 100, "speed": round(run.out_time / run.elapsed, 2) if run.elapsed
             else None, "out_time": round(run.out_time, 3)})
-    uploaded = locations.deliver(settings, output, args.output)
+    uploaded = locations.deliver_folder(settings, folder, work.main, args.output)
     marks.append(time.monotonic())
     log.info("timings: fetch %.3f s, probe %.3f s, ffmpeg %.3f s, deliver %.3f s",
              *(b - a for a, b in zip(marks, marks[1:], strict=False)))
-    return Result(ok=True, output=args.output, size=uploaded, **result, format=profile.name,
-                  command=cmd,
+    return Result(ok=True, output=args.output, size=uploaded, **facts, format=profile.name,
+                  command=work.command,
                   input_duration=duration,
                   ffmpeg=tools.ffmpeg, ffmpeg_source=tools.source)
 
@@ -130,42 +129,20 @@ def _check_bounds(settings: Settings, profile: Profile, info: MediaInfo,
                        f"The input is {info.video.width}x{info.video.height}, more than the "
                        f"limit of {settings.max_width}x{settings.max_height}.")
     if profile.video is not None and info.video is None:
+        what = "picture" if profile.picture else "video"
         raise BadInput("no_video", f"The input is audio only, so it cannot become a "
-                                   f"{profile.name} video; convert it to mp3 instead.")
+                                   f"{profile.name} {what}; convert it to mp3 instead.")
     if profile.audio_only and info.audio is None:
         raise BadInput("no_audio", f"The input has no audio stream to convert to {profile.name}.")
     start = float(options.get("start", 0))
     if start and info.duration is not None and start >= info.duration:
         raise BadInput("invalid_option", f"Option start={start:g} is at or after the input's "
                                          f"end ({info.duration:.2f} s).")
-
-
-def _verify(tools: Tools, output: Path, profile: Profile, expected: float | None,
-            out_time: float, keep_audio: bool) -> dict[str, Any]:
-    """Probe what ffmpeg wrote; an output much shorter than promised means a damaged input.
-
-    This probe costs ~50 ms, but ffmpeg's final out_time is the last *muxed* timestamp, which
-    with B-frames falls a few frames short of the real length; the result must be exact.
-    """
-    if not output.is_file() or output.stat().st_size == 0:
-        raise BadInput("conversion_failed", "ffmpeg produced no output from this input.")
-    demuxer = sniff(output)
-    if demuxer is None:
-        raise Retryable("output_unreadable", "The converted file is not readable.")
-    info = probe(tools, output, demuxer)
-    duration = info.duration if info.duration is not None else out_time
-    if expected and duration < expected - max(1.0, expected * 0.1):
-        raise BadInput("truncated_input",
-                       f"Only {duration:.1f} s of the expected {expected:.1f} s could be "
-                       "decoded; the input is truncated or damaged.")
-    video = info.video.codec if info.video else None
-    audio = info.audio.codec if info.audio else None
-    wanted = (profile.video.name if profile.video else None,
-              profile.audio.name if keep_audio else None)
-    if (video, audio) != wanted:
-        raise Retryable("output_mismatch", f"ffmpeg wrote {video}/{audio}, not {wanted[0]}/"
-                                           f"{wanted[1]}; this ffmpeg build lacks an encoder.")
-    return {"duration": round(duration, 3), "video_codec": video, "audio_codec": audio}
+    at = options.get("thumbnail_at")
+    expected = ffmpeg.expected_duration(info, options)
+    if at is not None and expected is not None and at >= expected:
+        raise BadInput("invalid_option", f"Option thumbnail_at={at:g} is at or after the "
+                                         f"output's end ({expected:.2f} s).")
 
 
 def main(argv: list[str] | None = None) -> int:

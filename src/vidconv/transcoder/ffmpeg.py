@@ -27,17 +27,28 @@ log = logging.getLogger("vidconv.transcoder")
 PROGRESS_INTERVAL = 1.0  # seconds between progress events
 
 
-def build_command(ffmpeg: str, info: MediaInfo, src: Path, dst: Path, profile: Profile,
-                  options: Mapping[str, Any], max_duration: float) -> list[str]:
+def head(ffmpeg: str, info: MediaInfo, src: Path, options: Mapping[str, Any],
+         decoding: list[str] | None = None) -> list[str]:
+    """Everything up to and including the input: reporting, the input's pinned demuxer and
+    whitelists, ``decoding`` options, the seek to ``start``."""
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-nostats",
-           "-progress", "pipe:1", "-max_error_rate", MAX_ERROR_RATE, *input_args(info.demuxer)]
+           "-progress", "pipe:1", "-max_error_rate", MAX_ERROR_RATE, *input_args(info.demuxer),
+           *(decoding or [])]
     if options.get("start"):
         cmd += ["-ss", _seconds(options["start"])]  # input seek: fast, exact when re-encoding
-    cmd += ["-i", f"file:{src}"]
-    # Always capped at the allowed maximum: the header's duration (checked before) may lie, or
-    # be missing (browser recordings), and the content run on for hours.
-    limit = min(float(options.get("duration") or max_duration), max_duration)
-    cmd += ["-t", _seconds(limit)]
+    return [*cmd, "-i", f"file:{src}"]
+
+
+def output_limit(options: Mapping[str, Any], max_duration: float) -> float:
+    """Always capped at the allowed maximum: the header's duration (checked before) may lie,
+    or be missing (browser recordings), and the content run on for hours."""
+    return min(float(options.get("duration") or max_duration), max_duration)
+
+
+def build_command(ffmpeg: str, info: MediaInfo, src: Path, dst: Path, profile: Profile,
+                  options: Mapping[str, Any], max_duration: float) -> list[str]:
+    cmd = head(ffmpeg, info, src, options)
+    cmd += ["-t", _seconds(output_limit(options, max_duration))]
     keep_audio = bool(info.audio is not None and options.get("audio", True))
     # The probe's video (never cover art), audio and text subtitles, adapted to the encoders.
     cmd += stream_args(profile, info, options, keep_audio)

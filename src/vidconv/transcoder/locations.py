@@ -82,6 +82,24 @@ def deliver(settings: Settings, path: Path, dst: str) -> int:
     return target.stat().st_size
 
 
+def basename(location: str) -> str:
+    """The file name of a local path or an ``s3://bucket/key``."""
+    return location.rstrip("/").rsplit("/", 1)[-1]
+
+
+def sibling(location: str, name: str) -> str:
+    """``name`` in the folder of ``location`` (a task's other outputs sit beside its main)."""
+    return f"{location.rsplit('/', 1)[0]}/{name}" if "/" in location else name
+
+
+def deliver_folder(settings: Settings, folder: Path, main: Path, dst: str) -> int:
+    """Deliver every file of ``folder`` beside ``dst``, ``main`` as ``dst`` and last (so a
+    reader that sees the main output sees the rest); their total size."""
+    others = sorted(p for p in folder.iterdir() if p.is_file() and p != main)
+    total = sum(deliver(settings, p, sibling(dst, p.name)) for p in others)
+    return total + deliver(settings, main, dst)
+
+
 def _link_or_copy(source: Path, dest: Path) -> None:
     # A hard link costs nothing and is a snapshot of the file as it is: writers replace
     # objects (new inode) rather than rewrite them. Across filesystems, copy.

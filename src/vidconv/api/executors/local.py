@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidconv import contract, logs
+from vidconv import contract, logs, outputs
 from vidconv.api import sweep
 from vidconv.api.executors.leases import Leases
 from vidconv.contract import Progress, Result
@@ -39,7 +39,7 @@ from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
 from vidconv.metrics import PREFIX, ConversionMetrics
 from vidconv.settings import Settings
-from vidconv.storage import ObjectNotFound, Storage, StorageError
+from vidconv.storage import Storage, StorageError
 
 log = logging.getLogger("vidconv.executor")
 T = TypeVar("T")
@@ -313,9 +313,7 @@ class LocalExecutor:
     def _discard_output(self, task: Task) -> None:
         """A failed task keeps its input (it may be converted again), never an output."""
         try:
-            self.storage.delete(task.output_key)
-        except ObjectNotFound:
-            pass
+            outputs.delete_all(self.storage, task.id)
         except StorageError as exc:  # the next start's sweep removes it
             log.warning("task %s: could not remove its output: %s", task.id, exc)
 

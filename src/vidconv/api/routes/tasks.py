@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from vidconv import logs
+from vidconv.api.archive import zip_response
 from vidconv.api.deps import get_ctx, query, read_json_object, render, require_user
 from vidconv.api.direct import redirect_download
 from vidconv.api.downloads import object_response
@@ -24,6 +25,7 @@ from vidconv.api.openapi import BINARY, EMPTY, ERROR, REDIRECT, UNAVAILABLE, Ope
 from vidconv.api.schemas import (
     DownloadQuery,
     ListQuery,
+    OutputFileOut,
     TaskCreated,
     TaskDetail,
     TaskForm,
@@ -33,7 +35,7 @@ from vidconv.api.schemas import (
     decode,
     parse_option_text,
 )
-from vidconv.api.services import submit, tasks
+from vidconv.api.services import files, submit, tasks
 from vidconv.api.uploads import FILE_FIELDS, ensure_multipart_or_json, receive_multipart
 from vidconv.db.models import TaskState
 
@@ -118,7 +120,15 @@ async def get_task(request: Request) -> Response:
     ctx = get_ctx(request)
     task_id = request.path_params["task_id"]
     task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
-    return render(TaskDetail(**tasks.detail(task)))
+    if task.status != TaskState.SUCCESS.value:
+        return render(TaskDetail(**tasks.detail(task)))
+    listed = await anyio.to_thread.run_sync(files.list_files, ctx.storage, task)
+    links = files.links(ctx.settings, task)
+    found = [OutputFileOut(name=f.name, size=f.size, role=f.role,  # type: ignore[arg-type]
+                           type=f.type, url=links.url(f.name)) for f in listed]
+    return render(TaskDetail(**tasks.detail(task), files=found,
+                             url=next((f.url for f in found if f.role == "main"), None),
+                             urls_expire_at=links.expires_at))
 
 
 async def delete_task(request: Request) -> Response:
@@ -135,17 +145,22 @@ async def task_item(request: Request) -> Response:
 async def download(request: Request) -> Response:
     owner = require_user(request)
     ctx = get_ctx(request)
-    task_id = query(request, DownloadQuery).task_id
-    logs.bind_task(task_id)
-    task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, task_id)
+    params = query(request, DownloadQuery)
+    logs.bind_task(params.task_id)
+    task = await anyio.to_thread.run_sync(tasks.get_owned, ctx.sessions, owner, params.task_id)
     if task.status != TaskState.SUCCESS.value:
         raise ApiError(409, f"the conversion is not finished (state {task.status})")
-    if ctx.presigner is not None and request.method == "GET":  # direct transfers: S3 serves it
-        return await redirect_download(ctx.presigner, ctx.storage, task.output_key,
-                                       tasks.download_name(task), task.conversion_type)
-    return await object_response(
-        request, ctx.storage, task.output_key, tasks.download_name(task), task.conversion_type
-    )
+    listed = await anyio.to_thread.run_sync(files.list_files, ctx.storage, task)
+    if params.file or not files.several(task):
+        one = files.pick(listed, params.file)
+        if ctx.presigner is not None and one.role == "main" and not files.several(task):
+            # Direct transfers: S3 serves the converted file itself.
+            return await redirect_download(ctx.presigner, ctx.storage, task.output_key,
+                                           one.name, task.conversion_type)
+        return await object_response(request, ctx.storage, files.key(task, one), one.name,
+                                     one.type)
+    stem = (task.original_filename or tasks.download_name(task)).rsplit(".", 1)[0] or "outputs"
+    return zip_response(ctx.storage, task.id, listed, f"{stem}.zip")
 
 
 routes = [

@@ -11,7 +11,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from vidconv import formats, storage
+from vidconv import formats, outputs, storage
 from vidconv.api import schemas
 from vidconv.api.context import AppContext
 from vidconv.api.fetch import download, is_url
@@ -114,7 +114,8 @@ async def _create(
         options=options,
         original_filename=filename,
         input_key=in_key,
-        output_key=storage.output_key(task_id, filename, formats.FORMATS[fmt].extension),
+        output_key=storage.output_key(task_id, outputs.main_stem(fmt, filename),
+                                      formats.FORMATS[fmt].extension),
         input_size=size,
         callback_url=callback,
     )
@@ -168,11 +169,11 @@ async def _schedule(ctx: AppContext, task_id: str) -> None:
 
 
 def _delete_objects(ctx: AppContext, task: Task) -> None:
-    for key in (task.input_key, task.output_key):
-        try:
-            ctx.storage.delete(key)
-        except ObjectNotFound:
-            pass
+    try:
+        ctx.storage.delete(task.input_key)
+    except ObjectNotFound:
+        pass
+    outputs.delete_all(ctx.storage, task.id)  # the main output and any beside it
 
 
 def _discard_objects(ctx: AppContext, task: Task) -> None:
