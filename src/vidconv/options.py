@@ -200,7 +200,8 @@ def describe(fmt: str) -> dict[str, Any]:
         "quality": by_preset.get(DEFAULT_PRESET, codec.default_quality)
         if codec.quality_flag else None}
     options = []
-    for key, spec in options_for(fmt).items():
+    taken = options_for(fmt)
+    for key, spec in taken.items():
         if profile.audio_only and key == "audio":
             continue
         options.append({
@@ -209,7 +210,7 @@ def describe(fmt: str) -> dict[str, Any]:
             "exclusive_minimum": spec.exclusive_minimum, "choices": list(spec.choices) or None,
             "default": defaults[key],
             "default_by_preset": by_preset or None if key == "quality" else None,
-            "excludes": [] if profile.audio_only else _EXCLUDES.get(key, []),
+            "excludes": [k for k in _EXCLUDES.get(key, []) if k in taken],
         })
     return {"name": profile.name, "extension": profile.extension, "mime_type": profile.mime_type,
             "audio_only": profile.audio_only, "description": profile.notes, "options": options}
