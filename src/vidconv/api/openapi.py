@@ -70,9 +70,9 @@ def _operations(settings: Settings) -> list[Operation]:
         webhooks,
     )
 
-    return [*auth.OPERATIONS, *tasks.OPERATIONS, *files.OPERATIONS, *events.OPERATIONS, *formats.OPERATIONS,
-            *uploads.operations(settings), *webhooks.OPERATIONS, *health.OPERATIONS,
-            *metrics.OPERATIONS, *docs.OPERATIONS, *page.OPERATIONS]
+    return [*auth.OPERATIONS, *tasks.OPERATIONS, *files.OPERATIONS, *events.OPERATIONS,
+            *formats.OPERATIONS, *uploads.operations(settings), *webhooks.OPERATIONS,
+            *health.OPERATIONS, *metrics.OPERATIONS, *docs.OPERATIONS, *page.OPERATIONS]
 
 
 def _models(ops: list[Operation]) -> list[type[BaseModel]]:
