@@ -43,6 +43,7 @@ from vidconv.db.models import Task, User, WebhookEvent  # noqa: E402
 from vidconv.db.session import make_engine, make_sessionmaker, upgrade  # noqa: E402
 from vidconv.metrics import new_registry  # noqa: E402
 from vidconv.settings import Settings  # noqa: E402
+from vidconv.storage import make_storage  # noqa: E402
 
 RECEIVER = textwrap.dedent('''
     import sys
@@ -118,7 +119,7 @@ async def _dispatch(settings: Settings, sessions: sessionmaker[Session], box: Se
         updates.record_failure(sessions, task_id, error="not a video", code="bad_input")
     with sessions() as s:
         bodies = [e.payload.encode() for e in s.query(WebhookEvent)]
-    dispatcher = Dispatcher(settings, sessions, box, new_registry())
+    dispatcher = Dispatcher(settings, sessions, box, make_storage(settings), new_registry())
     started = time.perf_counter()
     await dispatcher.start()
     while True:
@@ -135,7 +136,7 @@ async def _idle(settings: Settings, sessions: sessionmaker[Session], box: Secret
     with sessions.begin() as s:
         s.execute(delete(WebhookEvent))
     dispatcher = Dispatcher(replace(settings, webhook_poll_seconds=1.0), sessions, box,
-                            new_registry())
+                            make_storage(settings), new_registry())
     cpu = time.process_time()
     await dispatcher.start()
     await asyncio.sleep(10)

@@ -88,6 +88,18 @@ class OutputFile:
     type: str  # its media type
 
 
+def several(fmt: str, options: Mapping[str, Any]) -> bool:
+    """Whether a task of this format and options leaves more than its main file."""
+    profile = FORMATS.get(fmt)
+    return bool(extra_names(options)) or bool(profile and profile.package)
+
+
+def main_file(name: str, size: int | None, fmt: str) -> OutputFile:
+    """The main output as the task's row describes it, without a listing of the storage."""
+    profile = FORMATS.get(fmt)
+    return OutputFile(name, size or 0, "main", profile.mime_type if profile else media_type(name))
+
+
 def list_files(storage: Storage, task_id: str, main: str) -> list[OutputFile]:
     """Every file a task's conversion left, main first, then by name."""
     base = prefix(task_id)

@@ -107,7 +107,8 @@ def test_a_success_event_is_signed_and_carries_the_output(
     data = event["data"]
     assert data["task_id"] == task_id and data["state"] == "SUCCESS"
     assert data["conversion_type"] == "webm"
-    assert data["outputs"] == [{"name": task["result"], "size": task["output_size"]}]
+    assert data["outputs"] == [{"name": task["result"], "size": task["output_size"],
+                                "role": "main", "type": "video/webm"}] == _files(task)
     assert data["error_code"] is None and data["error"] is None
     assert data["finished_at"] == task["finished_at"] and data["created_at"]
 
@@ -117,6 +118,29 @@ def test_a_success_event_is_signed_and_carries_the_output(
     [attempt] = delivery["attempts"]
     assert attempt["status_code"] == 200 and attempt["error"] is None
     assert attempt["latency_ms"] >= 0
+
+
+def _files(task: dict[str, Any]) -> list[dict[str, Any]]:
+    """The task detail's files as an event lists them (no links: they expire)."""
+    return [{k: f[k] for k in ("name", "size", "role", "type")} for f in task["files"]]
+
+
+def test_a_task_of_several_files_lists_each_in_its_event(
+    hooks: Hooks, receiver: Receiver, make_clip: Clip
+) -> None:
+    task_id = hooks.submit(make_clip(2.0, width=160, height=120), "mp4", thumbnail="jpg",
+                           sprites="true", callback_url=receiver.url())
+    task = hooks.wait(task_id)
+    assert task["state"] == "SUCCESS", task
+    [got] = receiver.wait_for(1)
+    verify(got, hooks.secret)
+    outputs = got.event["data"]["outputs"]
+    assert outputs == _files(task) and len(outputs) == 4
+    assert {f["role"] for f in outputs} == {"main", "thumbnail", "sprites", "sprites_index"}
+    # Listed once, before the first send: a redelivery sends the very same body.
+    r = hooks.client.post(f"/api/tasks/{task_id}/webhook/redeliver", headers=hooks.auth)
+    assert r.status_code == 202
+    assert receiver.wait_for(2)[1].body == got.body
 
 
 def test_a_failure_event_goes_to_the_account_default_with_code_and_message(

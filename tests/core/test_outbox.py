@@ -61,7 +61,8 @@ def test_an_end_state_writes_its_event_once_and_replays_add_none(
     assert event.url == "https://example.com/h"
     body = json.loads(event.payload)
     assert body["id"] == event.id and body["type"] == "task.succeeded"
-    assert body["data"]["outputs"] == [{"name": "a.webm", "size": 1234}]
+    assert body["data"]["outputs"] == [{"name": "a.webm", "size": 1234, "role": "main",
+                                        "type": "video/webm"}]
 
 
 def test_a_task_without_a_callback_writes_no_event(sessions: sessionmaker[Session]) -> None:

@@ -86,7 +86,8 @@ def test_each_end_state_is_delivered_once_across_an_operator_restart_and_two_rep
     assert (succeeded.event["type"], succeeded.event["data"]["task_id"]) == (
         "task.succeeded", done)
     assert succeeded.event["data"]["outputs"] == [
-        {"name": task["result"], "size": task["output_size"]}]
+        {"name": task["result"], "size": task["output_size"], "role": "main",
+         "type": "audio/mpeg"}]
     for r in receiver.requests:
         stripe.WebhookSignature.verify_header(r.body.decode(), r.headers["vidconv-signature"],
                                               secret, 300)

@@ -70,5 +70,5 @@ def build_context(settings: Settings) -> AppContext:
     executor = make_executor(settings, sessions, storage, metrics.registry)
     box = SecretBox(settings)
     return AppContext(settings, engine, sessions, storage, executor, box,
-                      Dispatcher(settings, sessions, box, metrics.registry), metrics,
+                      Dispatcher(settings, sessions, box, storage, metrics.registry), metrics,
                       RowWatch(sessions), make_presigner(settings))

@@ -35,6 +35,7 @@ from vidconv.db.models import (
     new_id,
     utcnow,
 )
+from vidconv.outputs import OutputFile, main_file, several
 
 EventType = Literal["task.succeeded", "task.failed", "task.revoked"]
 EndState = Literal["SUCCESS", "FAILURE", "REVOKED"]
@@ -44,14 +45,6 @@ EVENT_TYPES: dict[TaskState, EventType] = {
     TaskState.REVOKED: "task.revoked",
 }
 MAX_ERROR = 500
-
-
-@dataclass(frozen=True)
-class OutputFile:
-    """A file the conversion produced, by its name in the task's output."""
-
-    name: str
-    size: int | None
 
 
 @dataclass(frozen=True)
@@ -81,9 +74,20 @@ class TaskEvent:
 
 
 def outputs_of(task: Task) -> list[OutputFile]:
-    if task.status != TaskState.SUCCESS.value:
+    """The task's files as its row knows them: its main output, when it succeeded. A task that
+    leaves more (pictures, a stream) has none here: the dispatcher lists them from the storage
+    into the event before it is first sent (``complete``)."""
+    if task.status != TaskState.SUCCESS.value or several(task.conversion_type, task.options or {}):
         return []
-    return [OutputFile(task.output_key.rsplit("/", 1)[-1], task.output_size)]
+    return [main_file(task.output_key.rsplit("/", 1)[-1], task.output_size,
+                      task.conversion_type)]
+
+
+def with_outputs(payload: str, files: list[OutputFile]) -> str:
+    """The event's body with ``files`` as its outputs."""
+    event = json.loads(payload)
+    event["data"]["outputs"] = [asdict(f) for f in files]
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
 def build_event(task: Task, event_id: str, at: datetime) -> TaskEvent:
@@ -129,6 +133,8 @@ class Claimed:
     """A due event this dispatcher holds the lease of."""
 
     id: str
+    task_id: str
+    state: str
     owner_id: str
     url: str
     payload: str
@@ -159,8 +165,8 @@ def claim_due(
             .values(lease_owner=lease, lease_until=now + timedelta(seconds=lease_seconds))
             .execution_options(synchronize_session=False))
         won = session.scalars(select(WebhookEvent).where(WebhookEvent.lease_owner == lease))
-        return [Claimed(e.id, e.owner_id, e.url, e.payload, e.attempts, e.retry_from, lease)
-                for e in won]
+        return [Claimed(e.id, e.task_id, e.state, e.owner_id, e.url, e.payload, e.attempts,
+                        e.retry_from, lease) for e in won]
 
 
 @dataclass(frozen=True)
@@ -211,13 +217,13 @@ def record_attempt(
                 ~exists(select(Task.id).where(Task.id == WebhookEvent.task_id))))
 
 
-def next_due(sessions: sessionmaker[Session]) -> datetime | None:
-    """When the earliest pending event is due (to sleep until then, at most)."""
-    with sessions() as session:
-        return session.scalar(
-            select(WebhookEvent.next_attempt_at)
-            .where(WebhookEvent.status == DeliveryStatus.PENDING.value)
-            .order_by(WebhookEvent.next_attempt_at).limit(1))
+def complete(sessions: sessionmaker[Session], event_id: str, lease: str, payload: str) -> bool:
+    """Store the event's completed body (before its first send); False if the lease is lost."""
+    with sessions.begin() as session:
+        return bool(session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event_id, WebhookEvent.lease_owner == lease)
+            .values(payload=payload)).rowcount)  # type: ignore[attr-defined]
 
 
 # -- what the owner sees and does ----------------------------------------------------------------

@@ -13,15 +13,13 @@ from vidconv.api import security
 from vidconv.api.services.errors import Conflict, NotFound
 from vidconv.api.services.tasks import download_name
 from vidconv.db.models import Task
-from vidconv.formats import FORMATS
 from vidconv.settings import Settings
 from vidconv.storage import Storage
 
 
 def several(task: Task) -> bool:
     """Whether the task's outputs are more than its main file."""
-    profile = FORMATS.get(task.conversion_type)
-    return bool(outputs.extra_names(task.options or {})) or bool(profile and profile.package)
+    return outputs.several(task.conversion_type, task.options or {})
 
 
 @dataclass(frozen=True)
@@ -46,9 +44,7 @@ def list_files(storage: Storage, task: Task) -> list[outputs.OutputFile]:
     """Main first. One file: from the row alone; several: one listing of the storage."""
     main = download_name(task)
     if not several(task):
-        profile = FORMATS.get(task.conversion_type)
-        kind = profile.mime_type if profile else outputs.media_type(main)
-        return [outputs.OutputFile(main, task.output_size or 0, "main", kind)]
+        return [outputs.main_file(main, task.output_size, task.conversion_type)]
     return outputs.list_files(storage, task.id, main)
 
 

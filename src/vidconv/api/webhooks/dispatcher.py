@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import os
 import random
@@ -38,12 +39,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import __version__
 from vidconv.api.egress import Refused, check_target
+from vidconv.api.services import files
 from vidconv.api.webhooks import secretbox
 from vidconv.api.webhooks.metrics import WebhookMetrics
 from vidconv.api.webhooks.signing import HEADER, signature_header
 from vidconv.db import outbox
-from vidconv.db.models import DeliveryStatus, aware, utcnow
+from vidconv.db.models import DeliveryStatus, Task, TaskState, aware, utcnow
 from vidconv.settings import Settings
+from vidconv.storage import Storage, StorageError
 
 log = logging.getLogger("vidconv.webhooks")
 
@@ -72,12 +75,16 @@ def retry_after(response: httpx.Response) -> float | None:
     return max(0.0, (when - utcnow()).total_seconds()) if when.tzinfo else None
 
 
+class LeaseLost(Exception):
+    """This process no longer holds the event's lease: another one sends it."""
+
+
 class Dispatcher:
     def __init__(
         self, settings: Settings, sessions: sessionmaker[Session], box: secretbox.SecretBox,
-        registry: CollectorRegistry,
+        storage: Storage, registry: CollectorRegistry,
     ) -> None:
-        self.settings, self.sessions, self.box = settings, sessions, box
+        self.settings, self.sessions, self.box, self.storage = settings, sessions, box, storage
         self.metrics = WebhookMetrics(registry, sessions)
         # Who holds a lease, for a person reading the table: host, pid, a nonce, the claim.
         self.owner = f"{socket.gethostname()[:60]}:{os.getpid()}:{random.getrandbits(32):08x}"
@@ -147,6 +154,9 @@ class Dispatcher:
         except (OperationalError, InterfaceError) as exc:  # its lease runs out, it goes again
             log.warning("webhook event %s: database unavailable (%s)", event.id, exc.orig or exc)
             return
+        except LeaseLost:  # too slow: another process has it now
+            log.warning("webhook event %s: lease lost before sending", event.id)
+            return
         except Exception:  # a bug must not end the dispatcher; the lease runs out, it goes again
             log.exception("webhook event %s: delivery failed unexpectedly", event.id)
             return
@@ -187,7 +197,12 @@ class Dispatcher:
             return outbox.Attempt(at, error="not sent: the account has no signing secret "
                                   "this server can read; rotate it"), outbox.Next(
                 DeliveryStatus.FAILED)
-        body = event.payload.encode()
+        try:
+            payload = await asyncio.to_thread(self._complete, event)
+        except StorageError as exc:  # nothing was sent: the same body goes out once it can
+            return self._again(event, at, None, time.monotonic(), "not sent: cannot list the "
+                               f"task's files: {exc}", None)
+        body = payload.encode()
         headers = {"content-type": "application/json", "user-agent": f"vidconv/{__version__}",
                    "vidconv-event-id": event.id,
                    HEADER: signature_header(keys, int(time.time()), body)}
@@ -213,6 +228,21 @@ class Dispatcher:
         reason = "redirects are not followed" if 300 <= code < 400 else "not retried"
         return (outbox.Attempt(at, code, _ms(started), reason),
                 outbox.Next(DeliveryStatus.FAILED))
+
+    def _complete(self, event: outbox.Claimed) -> str:
+        """The body to send. A task of several files (pictures, a stream) gets them listed from
+        the storage into its event before the event is first sent; then it is kept, so every
+        attempt sends the same bytes."""
+        if event.state != TaskState.SUCCESS.value or json.loads(event.payload)["data"]["outputs"]:
+            return event.payload  # nothing to list, or listed at an earlier attempt
+        with self.sessions() as session:
+            task = session.get(Task, event.task_id)
+        if task is None or not files.several(task):
+            return event.payload  # deleted meanwhile, and its files with it
+        payload = outbox.with_outputs(event.payload, files.list_files(self.storage, task))
+        if not outbox.complete(self.sessions, event.id, event.lease, payload):
+            raise LeaseLost(event.id)
+        return payload
 
     def _again(
         self, event: outbox.Claimed, at: datetime, code: int | None, started: float,
