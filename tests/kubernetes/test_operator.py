@@ -318,3 +318,41 @@ def test_a_conversion_past_its_deadline_fails_with_that_reason(
     # The Job controller deleted the pod that ran past the deadline; its process is gone.
     cluster.wait("the pod to go", lambda: not cluster.pods())
     assert cluster.node.running_pids() == []
+
+
+def test_an_hls_task_runs_as_a_job_and_its_package_reads_through_the_api(
+    cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
+) -> None:
+    import io
+    import zipfile
+
+    import m3u8
+
+    operator.start()
+    task_id = api.submit(make_clip(3.0), "hls", thumbnail="jpg")
+    task = api.wait(task_id, timeout=120)
+    assert task["state"] == "SUCCESS", task
+    # The termination message names the master; the files come from listing the task's prefix.
+    output = cluster.task(task_id)["status"]["output"]  # type: ignore[index]
+    assert output["key"] == f"outputs/{task_id}/master.m3u8"
+    names = {f["name"]: f for f in task["files"]}
+    assert set(names) == {"master.m3u8", "240p.m3u8", "240p.mp4", "audio.m3u8", "audio.mp4",
+                          "thumbnail.jpg"}
+    assert output["size"] == task["output_size"] == sum(f["size"] for f in names.values())
+
+    # Plain GETs by the signed links, as a player makes them: no token.
+    r = api.client.get(task["url"])
+    assert r.status_code == 200
+    master = m3u8.loads(r.text, uri="http://testserver" + task["url"])
+    [variant] = master.playlists
+    assert variant.stream_info.resolution == (320, 240)
+    media = m3u8.loads(api.client.get(variant.absolute_uri).text, uri=variant.absolute_uri)
+    assert sum(s.duration for s in media.segments) == pytest.approx(3.0, abs=0.2)
+    rendition = api.client.get(media.segments[0].absolute_uri)
+    assert rendition.status_code == 200 and len(rendition.content) == names["240p.mp4"]["size"]
+
+    r = api.client.get(f"/api/download?task_id={task_id}", headers=api.auth)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as archive:
+        assert sorted(archive.namelist()) == sorted(names)
+        assert archive.read("240p.mp4") == rendition.content
