@@ -49,6 +49,7 @@ lint: $(DEV) ## ruff and mypy.
 .PHONY: bench
 bench: $(DEV) ## Run the benchmarks in bench/ (slow; prints ratios against baselines).
 	$(BIN)/python bench/transcode.py
+	$(BIN)/python bench/ladder.py
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/upload_memory.py
