@@ -8,8 +8,12 @@ import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
+from starlette.testclient import TestClient
+
 from tests.api.helpers import Api
 from vidconv import outputs
+from vidconv.api.app import create_app
+from vidconv.settings import Settings
 
 Clip = Callable[..., Path]
 
@@ -74,3 +78,15 @@ def test_a_task_of_one_file_lists_it_and_downloads_it_as_it_is(
     r = api.client.get("/api/download", params={"task_id": task_id}, headers=api.auth)
     assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
     assert r.content[:3] == b"\xff\xd8\xff" and len(r.content) == only["size"]
+
+
+def test_a_restart_keeps_every_file_of_a_finished_task(
+        settings: Settings, api: Api, make_clip: Clip) -> None:
+    task_id = api.submit(make_clip(1.0), "mp4", thumbnail="jpg", preview="gif")
+    assert api.wait(task_id)["state"] == "SUCCESS"
+    before = _stored(api, task_id)
+    assert [k.rsplit("/", 1)[1] for k in before][1:] == ["preview.gif", "thumbnail.jpg"]
+    # A restart on the same data sweeps what no task references: not a task's pictures.
+    with TestClient(create_app(settings)) as again:
+        assert again.get(f"/api/tasks/{task_id}", headers=api.auth).json()["state"] == "SUCCESS"
+    assert _stored(api, task_id) == before
