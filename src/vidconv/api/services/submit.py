@@ -145,7 +145,8 @@ async def create_from_upload(
         options=options,
         original_filename=row.filename,
         input_key=row.storage_key,
-        output_key=storage.output_key(row.task_id, row.filename, formats.FORMATS[fmt].extension),
+        output_key=storage.output_key(row.task_id, outputs.main_stem(fmt, row.filename),
+                                      formats.FORMATS[fmt].extension),
         input_size=row.length,
         callback_url=callback,
     )
