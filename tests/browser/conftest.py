@@ -85,7 +85,7 @@ def open_tab(chromium: Any, tmp_path: Path) -> Iterator[OpenTab]:
         contexts.append(context)
         context.add_init_script(WATCH_CSP)
         page = context.new_page()
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(60_000)  # a loaded 2-core CI machine
         shots = tmp_path / "screenshots"
         shots.mkdir(exist_ok=True)
         tab = Tab(page, shots)

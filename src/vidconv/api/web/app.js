@@ -18,10 +18,15 @@ const LABELS = {
   audio_bitrate: ["Audio bitrate", "kbit/s"],
   channels: ["Audio channels"],
   sample_rate: ["Audio sample rate", "Hz"],
+  thumbnail: ["Poster image"],
+  thumbnail_at: ["Poster at", "seconds"],
+  preview: ["Animated preview"],
+  sprites: ["Scrubbing sprites"],
 };
 // Trim gets a group of its own; the rarely needed options wait behind "More options".
 const TRIM = new Set(["start", "duration"]);
-const MORE = new Set(["video_bitrate", "audio_bitrate", "channels", "sample_rate"]);
+const MORE = new Set(["video_bitrate", "audio_bitrate", "channels", "sample_rate", "thumbnail",
+  "thumbnail_at", "preview", "sprites"]);
 const STATE_WORDS = {
   PENDING: "Waiting", STARTED: "Converting", SUCCESS: "Done", FAILURE: "Failed",
   REVOKED: "Cancelled",
@@ -137,7 +142,8 @@ function describe(option) {
     const differ = new Set(points.map(([, value]) => value)).size > 1;
     const byPreset = differ ? ` (${points.map(([preset, value]) => `${preset} ${value}`)
       .join(", ")})` : "";
-    parts.push(option.default === null ? "Default: as the input." :
+    const none = option.choices ? "none" : "as the input";
+    parts.push(option.default === null ? `Default: ${none}.` :
       `Default: ${option.default}${byPreset}.`);
   }
   if (option.minimum !== null && option.maximum !== null) {
@@ -159,16 +165,19 @@ function optionField(option) {
   const hint = element("p", { class: "hint", id: `${id}-hint` }, describe(option));
   if (option.type === "boolean") {
     const box = element("input", {
-      type: "checkbox", id, name: option.name, checked: option.default !== false,
+      type: "checkbox", id, name: option.name, checked: option.default === true,
       "aria-describedby": hint.id,
     });
     return element("div", { class: "field check" }, box, element("label", { for: id }, label),
       hint);
   }
   if (option.choices) {
+    // No default (an extra such as a poster): "none" first, and nothing is sent for it.
+    const none = option.default === null ? [element("option", { value: "" }, "none")] : [];
     const select = element("select", { id, name: option.name, "aria-describedby": hint.id },
-      ...option.choices.map((c) => element("option", { value: c, selected: c === option.default },
-        c)));
+      ...none, ...option.choices.map((c) => element("option", {
+        value: c, selected: c === option.default,
+      }, c)));
     return element("div", { class: "field" }, element("label", { for: id }, label), select, hint);
   }
   const input = element("input", {
@@ -212,10 +221,11 @@ function collectOptions() {
   for (const option of fmt.options) {
     const input = $(`opt-${option.name}`);
     const [label] = LABELS[option.name] || [option.name];
+    // Only what differs from the default is sent: the task keeps just what was asked for.
     if (option.type === "boolean") {
-      if (!input.checked) fields[option.name] = "false";
+      if (input.checked !== (option.default === true)) fields[option.name] = String(input.checked);
     } else if (option.choices) {
-      if (input.value !== option.default) fields[option.name] = input.value;
+      if (input.value && input.value !== option.default) fields[option.name] = input.value;
     } else if (input.validity.badInput) {
       throw new Error(`${label} must be a number.`);
     } else if (input.value.trim() !== "") {
