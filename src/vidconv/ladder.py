@@ -1,10 +1,11 @@
 """The adaptive stream's ladder: the renditions an ``hls`` task gets, chosen for the input.
 
 H.264 at the profile's constant quality, each rendition capped (``-maxrate``, ``-bufsize``
-twice that): a simple scene spends less, a complex one never more than its cap, so a player
-can trust BANDWIDTH. The caps sit a little under Apple's HLS authoring table for 30 fps H.264
-(1080p 6000, 720p 3000..4500, 360p 730..1100 kbit/s) because constant quality rarely needs
-them; docs/formats.md has what the bench measured. Never above the input's height: a 720p
+twice that): a simple scene spends less, a complex one no more than its cap over a few seconds
+(the master's BANDWIDTH is then measured from the segments). The caps sit a little under
+Apple's HLS authoring table for 30 fps H.264 (1080p 6000, 720p 3000..4500, 360p 730..1100
+kbit/s) because constant quality rarely needs them; docs/formats.md has what the bench
+measured. Never above the input's height: a 720p
 input gets 720p, 480p and 360p; an input under 360p gets one rendition at its own height.
 """
 

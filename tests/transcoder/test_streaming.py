@@ -26,6 +26,11 @@ def keyframes(path: Path) -> list[float]:
     return [round(t - times[0], 2) for t in times]  # from the first frame (B-frames delay it)
 
 
+def peak_and_mean(media: m3u8.M3U8) -> tuple[float, float]:
+    rates = [(int(s.byterange.split("@")[0]) * 8, s.duration) for s in media.segments]
+    return max(b / d for b, d in rates), sum(b for b, _ in rates) / sum(d for _, d in rates)
+
+
 def test_a_ladder_of_aligned_renditions_under_one_master(
         make_clip: Clip, tmp_path: Path, env: dict[str, str]) -> None:
     out = tmp_path / "out"
@@ -45,10 +50,16 @@ def test_a_ladder_of_aligned_renditions_under_one_master(
     assert [(p.stream_info.resolution, p.uri) for p in master.playlists] == [
         ((854, 480), "480p.m3u8"), ((640, 360), "360p.m3u8")]  # no audio-only variant
     assert all(p.stream_info.codecs.split(",")[1] == "mp4a.40.2" for p in master.playlists)
-    # BANDWIDTH bounds the rendition's peak: its cap plus the audio, with headroom.
-    assert [p.stream_info.bandwidth for p in master.playlists] == [1680800, 1020800]
     [audio] = master.media
     assert (audio.type, audio.uri) == ("AUDIO", "audio.m3u8")
+    # BANDWIDTH is the peak a player meets (its video's fullest segment plus the audio's),
+    # AVERAGE-BANDWIDTH the mean: measured here from the playlists' byte ranges.
+    sound = [peak_and_mean(m3u8.load(str(out / "audio.m3u8")))]
+    for variant in master.playlists:
+        peak, mean = peak_and_mean(m3u8.load(str(out / variant.uri)))
+        assert variant.stream_info.bandwidth == pytest.approx(peak + sound[0][0], abs=2)
+        assert variant.stream_info.average_bandwidth == pytest.approx(mean + sound[0][1], abs=2)
+        assert variant.stream_info.average_bandwidth <= variant.stream_info.bandwidth
 
     aligned = None
     for height in (480, 360):

@@ -59,6 +59,60 @@ def command(tools: Tools, info: MediaInfo, source: Path, folder: Path, profile: 
     return cmd
 
 
+def bitrates(playlist: str) -> tuple[int, int]:
+    """(peak, average) bits per second of a byte-range media playlist: each segment's bytes
+    over its duration, as a validator measures them."""
+    peak = total_bits = 0
+    total_seconds = 0.0
+    seconds: float | None = None
+    for line in playlist.splitlines():
+        if line.startswith("#EXTINF:"):
+            seconds = float(line[8:].split(",")[0])
+        elif line.startswith("#EXT-X-BYTERANGE:") and seconds:
+            bits = 8 * int(line[17:].split("@")[0])
+            peak = max(peak, round(bits / seconds))
+            total_bits, total_seconds = total_bits + bits, total_seconds + seconds
+            seconds = None
+    return peak, round(total_bits / total_seconds) if total_seconds else 0
+
+
+def measured_bandwidth(master: str, folder: Path) -> str:
+    """The master with each variant's BANDWIDTH the peak it measures (its video's peak segment
+    plus the audio's) and AVERAGE-BANDWIDTH its mean: ffmpeg declares the cap plus 10 %, but a
+    segment may hold more than the cap (the encoder's buffer lets it burst), and HLS wants the
+    peak bounded."""
+    audio = (folder / f"{AUDIO}.m3u8")
+    sound = bitrates(audio.read_text()) if audio.is_file() else (0, 0)
+    lines = master.splitlines()
+    for n, line in enumerate(lines):
+        if not line.startswith("#EXT-X-STREAM-INF:") or n + 1 >= len(lines):
+            continue
+        variant = folder / lines[n + 1].strip()
+        if not variant.is_file():
+            continue
+        peak, mean = bitrates(variant.read_text())
+        attributes = [a for a in _attributes(line[18:])
+                      if not a.startswith(("BANDWIDTH=", "AVERAGE-BANDWIDTH="))]
+        lines[n] = "#EXT-X-STREAM-INF:" + ",".join(
+            [f"BANDWIDTH={peak + sound[0]}", f"AVERAGE-BANDWIDTH={mean + sound[1]}",
+             *attributes])
+    return "\n".join(lines) + "\n"
+
+
+def _attributes(text: str) -> list[str]:
+    """An attribute list split on the commas outside quoted strings."""
+    out, current, quoted = [], "", False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        if ch == "," and not quoted:
+            out.append(current)
+            current = ""
+        else:
+            current += ch
+    return [*out, current] if current else out
+
+
 def without_audio_only_variant(master: str) -> str:
     """The master playlist less the variant ffmpeg adds for the audio rendition alone: a
     player short of bandwidth would pick it and show nothing. The audio stays the group every
@@ -81,7 +135,8 @@ def verify(tools: Tools, folder: Path, info: MediaInfo, options: Mapping[str, An
     master = folder / MASTER
     if not master.is_file():
         raise BadInput("conversion_failed", "ffmpeg produced no stream from this input.")
-    master.write_text(without_audio_only_variant(master.read_text()))
+    master.write_text(measured_bandwidth(without_audio_only_variant(master.read_text()),
+                                         folder))
     durations = []
     for rung in rungs_for(info, options):
         found = _probe(tools, folder / f"{rung.name}.mp4")
