@@ -53,6 +53,7 @@ bench: $(DEV) ## Run the benchmarks in bench/ (slow; prints ratios against basel
 	$(BIN)/python bench/e2e.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/upload_memory.py
+	$(BIN)/python bench/transfer.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/reconcile.py

@@ -153,8 +153,10 @@ async def download(request: Request) -> Response:
     listed = await anyio.to_thread.run_sync(files.list_files, ctx.storage, task)
     if params.file or not files.several(task):
         one = files.pick(listed, params.file)
-        if ctx.presigner is not None and one.role == "main" and not files.several(task):
-            # Direct transfers: S3 serves the converted file itself.
+        if (ctx.presigner is not None and one.role == "main" and not files.several(task)
+                and request.method == "GET"):
+            # Direct transfers: S3 serves the converted file itself (a HEAD is answered here:
+            # the URL is signed for a GET).
             return await redirect_download(ctx.presigner, ctx.storage, task.output_key,
                                            one.name, task.conversion_type)
         return await object_response(request, ctx.storage, files.key(task, one), one.name,

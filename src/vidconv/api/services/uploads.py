@@ -8,6 +8,7 @@ again from the offset HEAD tells it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -31,7 +32,7 @@ from vidconv.api.services.errors import (
 )
 from vidconv.api.services.users import user_exists
 from vidconv.api.tus import rows
-from vidconv.api.tus.protocol import Body, Checksum, parse_metadata
+from vidconv.api.tus.protocol import Batch, Body, Checksum, parse_metadata
 from vidconv.api.tus.rows import State
 from vidconv.api.tus.s3 import Multipart, direct_part_size, part_size
 from vidconv.api.tus.sinks import LocalSink, S3Sink, Sink
@@ -188,10 +189,11 @@ async def write(ctx: AppContext, owner: str, upload_id: str, offset: int, body: 
         await anyio.to_thread.run_sync(rows.release, ctx.sessions, upload_id, token)
 
 
-def _take(sink: Sink, checksum: Checksum | None, data: bytearray) -> None:
+def _take(sink: Sink, checksum: Checksum | None, batch: Batch) -> None:
     if checksum is not None:
-        checksum.update(data)
-    sink.write(data)
+        for chunk in batch:
+            checksum.update(chunk)
+    sink.write(batch)
 
 
 async def _save(ctx: AppContext, row: Upload, token: str, sink: Sink, state: State,
@@ -199,7 +201,7 @@ async def _save(ctx: AppContext, row: Upload, token: str, sink: Sink, state: Sta
     expires = await anyio.to_thread.run_sync(
         lambda: rows.save(ctx.sessions, row.id, token, state, expiry(ctx),
                           release=final, completed=completed))
-    await anyio.to_thread.run_sync(sink.after_save)
+    await anyio.to_thread.run_sync(sink.after_save, state)
     return expires
 
 
@@ -207,17 +209,31 @@ async def _pump(ctx: AppContext, row: Upload, token: str, sink: Sink, body: Body
                 checksum: Checksum | None) -> Progress:
     received = row.upload_offset
     saved_at = time.monotonic()
-    async for batch in body:
-        if received + len(batch) > row.length:
-            raise TooLarge(row.length, f"the chunk ends past Upload-Length ({row.length} bytes)")
-        await anyio.to_thread.run_sync(_take, sink, checksum, batch)
-        received += len(batch)
-        # Checkpoints only without a checksum: with one, nothing counts until all is checked.
-        if (checksum is None and received < row.length
-                and time.monotonic() - saved_at >= CHECKPOINT):
-            state = await anyio.to_thread.run_sync(sink.checkpoint)
-            await _save(ctx, row, token, sink, state)
-            saved_at = time.monotonic()
+    # A checkpoint is saved beside the bytes, not in their way: a commit that waits for the
+    # disk (fsync while the upload itself is being written back) must not stall the upload.
+    saving: asyncio.Task[datetime] | None = None
+    try:
+        async for batch in body:
+            if received + batch.size > row.length:
+                raise TooLarge(row.length,
+                               f"the chunk ends past Upload-Length ({row.length} bytes)")
+            await anyio.to_thread.run_sync(_take, sink, checksum, batch)
+            received += batch.size
+            # Checkpoints only without a checksum: with one, nothing counts until all is
+            # checked.
+            if (checksum is None and received < row.length
+                    and time.monotonic() - saved_at >= CHECKPOINT
+                    and (saving is None or saving.done())):
+                if saving is not None:
+                    saving.result()  # a lost lease stops the request here
+                state = await anyio.to_thread.run_sync(sink.checkpoint)
+                saving = asyncio.create_task(_save(ctx, row, token, sink, state))
+                saved_at = time.monotonic()
+    finally:
+        if saving is not None:
+            await asyncio.wait([saving])  # the last state saved before the next one
+    if saving is not None:
+        saving.result()
     if checksum is not None and (body.interrupted or not checksum.matches()):
         # Nothing of this request is saved: the row still says where the last one ended.
         raise ChecksumMismatch("the chunk does not match its Upload-Checksum; send it again")

@@ -32,6 +32,8 @@ class State:
     offset: int
     parts: list[dict[str, Any]] = field(default_factory=list)
     segments: list[dict[str, Any]] = field(default_factory=list)
+    # Objects this state no longer needs (S3 tails joined into a part): removed once it is saved.
+    garbage: list[str] = field(default_factory=list)
 
 
 def aware(moment: datetime) -> datetime:

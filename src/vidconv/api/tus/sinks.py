@@ -27,14 +27,15 @@ from vidconv.db.models import Upload
 from vidconv.storage import Storage
 
 MAX_SEGMENTS = 16  # then they are merged into one
+IOV_MAX = 1024  # buffers per writev (Linux's limit)
 
 
 class Sink(Protocol):
-    def write(self, data: bytes | bytearray) -> None: ...
+    def write(self, chunks: list[bytes]) -> None: ...
     def checkpoint(self) -> State: ...
     def finish(self) -> State: ...
     def complete(self) -> State: ...
-    def after_save(self) -> None: ...
+    def after_save(self, state: State) -> None: ...
     def close(self) -> None: ...
 
 
@@ -44,18 +45,25 @@ class LocalSink:
     def __init__(self, path: Path, storage: Storage, row: Upload) -> None:
         self.path, self.storage, self.key = path, storage, row.storage_key
         self.offset = row.upload_offset
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        self.file = os.fdopen(fd, "r+b")
+        self.fd = os.open(path, os.O_WRONLY)
         # Bytes past the recorded offset are a request's that never checkpointed them.
-        self.file.truncate(self.offset)
-        self.file.seek(self.offset)
+        os.ftruncate(self.fd, self.offset)
+        os.lseek(self.fd, self.offset, os.SEEK_SET)
 
-    def write(self, data: bytes | bytearray) -> None:
-        self.file.write(data)
-        self.offset += len(data)
+    def write(self, chunks: list[bytes]) -> None:
+        # One system call per batch (of at most IOV_MAX chunks), none of it copied.
+        views = [memoryview(c) for c in chunks if c]
+        first = 0
+        while first < len(views):
+            written = os.writev(self.fd, views[first:first + IOV_MAX])
+            self.offset += written
+            while first < len(views) and written >= len(views[first]):
+                written -= len(views[first])
+                first += 1
+            if written:
+                views[first] = views[first][written:]
 
     def checkpoint(self) -> State:
-        self.file.flush()
         return State(self.offset)
 
     def finish(self) -> State:
@@ -67,12 +75,13 @@ class LocalSink:
         store_file(self.storage, self.key, self.path)  # a rename: same disk
         return State(self.offset)
 
-    def after_save(self) -> None:
+    def after_save(self, state: State) -> None:
         pass
 
     def close(self) -> None:
-        if not self.file.closed:
-            self.file.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class S3Sink:
@@ -85,7 +94,7 @@ class S3Sink:
         self.parts = list(row.parts)
         self.segments = list(row.segments)
         self.buf = bytearray()
-        self.consumed: list[str] = []  # segment keys to delete once the row no longer lists them
+        self.consumed: list[str] = []  # segment keys joined into parts since the last state
 
     @property
     def _held(self) -> int:
@@ -107,8 +116,9 @@ class S3Sink:
         part = self.mp.upload_part(self.key, self.upload_id, len(self.parts) + 1, bytes(data))
         self.parts.append(part.record())
 
-    def write(self, data: bytes | bytearray) -> None:
-        self.buf += data
+    def write(self, chunks: list[bytes]) -> None:
+        for chunk in chunks:
+            self.buf += chunk
         while self._held + len(self.buf) >= self.size:
             need = self.size - self._held
             body = self._take_segments() + self.buf[:need]
@@ -117,7 +127,9 @@ class S3Sink:
 
     def checkpoint(self) -> State:
         # Bytes still in memory are not stored yet: the offset stops before them.
-        return State(self._parts_end + self._held, list(self.parts), list(self.segments))
+        garbage, self.consumed = self.consumed, []
+        return State(self._parts_end + self._held, list(self.parts), list(self.segments),
+                     garbage)
 
     def finish(self) -> State:
         """End of a request short of the end of the upload: keep its leftover as a segment."""
@@ -139,12 +151,12 @@ class S3Sink:
             self._upload(body)
         total = self._parts_end
         self.mp.complete(self.key, self.upload_id, self.parts, total)
-        return State(total, list(self.parts), [])
+        garbage, self.consumed = self.consumed, []
+        return State(total, list(self.parts), [], garbage)
 
-    def after_save(self) -> None:
-        for key in self.consumed:
+    def after_save(self, state: State) -> None:
+        for key in state.garbage:
             self.mp.storage.delete(key)
-        self.consumed = []
 
     def close(self) -> None:
         self.buf = bytearray()
