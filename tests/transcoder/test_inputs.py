@@ -181,5 +181,5 @@ def test_an_audio_only_input_asked_for_a_video_format_gets_a_clear_error(
     assert run.returncode == 2, run.stdout + run.stderr
     assert run.result["code"] == "no_video"
     assert run.result["error"] == (f"The input is audio only, so it cannot become a {fmt} "
-                                   "video; convert it to mp3 instead.")
+                                   "video; convert it to one of mp3, m4a, opus, flac, wav.")
     assert not out.exists()

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from vidconv import logs
 from vidconv.contract import TASK_ID, Progress, Result
-from vidconv.formats import FormatError, Profile, get_profile
+from vidconv.formats import FORMATS, FormatError, Profile, get_profile
 from vidconv.options import validate_options
 from vidconv.settings import Settings
 from vidconv.transcoder import ffmpeg, locations, plan
@@ -130,8 +130,9 @@ def _check_bounds(settings: Settings, profile: Profile, info: MediaInfo,
                        f"limit of {settings.max_width}x{settings.max_height}.")
     if profile.video is not None and info.video is None:
         what = "picture" if profile.picture else "video"
+        audio = ", ".join(name for name, p in FORMATS.items() if p.audio_only)
         raise BadInput("no_video", f"The input is audio only, so it cannot become a "
-                                   f"{profile.name} {what}; convert it to mp3 instead.")
+                                   f"{profile.name} {what}; convert it to one of {audio}.")
     if profile.audio_only and info.audio is None:
         raise BadInput("no_audio", f"The input has no audio stream to convert to {profile.name}.")
     start = float(options.get("start", 0))
