@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from tests.api.helpers import PASSWORD
-from tests.servers import free_port, wait_for_port
+from tests.servers import dies_with_us, free_port, wait_for_port
 
 # Variables of the developer's shell that would change what the server does.
 CLEARED = ("VIDCONV_JWT_SECRET", "VIDCONV_DATABASE_URL", "VIDCONV_LOG_LEVEL", "VIDCONV_STORAGE",
@@ -75,8 +75,8 @@ def start(data: Path, env: dict[str, str] | None = None) -> LiveServer:
     data.mkdir(parents=True, exist_ok=True)
     log_path = data.parent / f"server-{port}.log"
     with log_path.open("wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "vidconv.cli", "serve"], env=full,
-                                stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([*dies_with_us(), sys.executable, "-m", "vidconv.cli", "serve"],
+                                env=full, stdout=log, stderr=subprocess.STDOUT)
     server = LiveServer(f"http://127.0.0.1:{port}", port, data, log_path, proc)
     try:
         wait_for_port(port, timeout=30)

@@ -32,6 +32,12 @@ def _submit(server: LiveServer, auth: dict[str, str], clip: Path, fmt: str = "we
     return str(r.json()["task_id"])
 
 
+def _slow_task(server: LiveServer, auth: dict[str, str], make_clip: Clip) -> str:
+    """40 s of 640x360 to webm at VP9's slower preset: several progress reports even on an
+    idle machine (the transcoder reports once a second)."""
+    return _submit(server, auth, make_clip(40.0, 640, 360), preset="quality")
+
+
 def _documented(sse: ServerSentEvent) -> dict[str, Any]:
     """The event's data, once the event and its data are held to the OpenAPI document."""
     response = DOC["paths"]["/api/tasks/{task_id}/events"]["get"]["responses"]["200"]
@@ -71,9 +77,9 @@ def test_the_stream_follows_a_conversion_to_its_end(
 ) -> None:
     server = live_server()
     auth = server.account("ana")
-    # 20 s of 640x360, trimmed to 12 s from second 4: several progress reports on any machine.
-    clip = make_clip(20.0, 640, 360)
-    task_id = _submit(server, auth, clip, start="4", duration="12")
+    # 40 s of 640x360, trimmed to 30 s from second 4, at VP9's slower preset (as _slow_task).
+    clip = make_clip(40.0, 640, 360)
+    task_id = _submit(server, auth, clip, start="4", duration="30", preset="quality")
     seen = list(_events(server, task_id, auth))
 
     names = [name for name, _, _ in seen]
@@ -94,8 +100,8 @@ def test_the_stream_follows_a_conversion_to_its_end(
     assert any(data["fps"] for data in running)  # ffmpeg's first block may say fps=0
     for data in running:
         assert data["fps"] >= 0 and data["speed"] > 0
-        # What is left of the 12 s asked for, at the reported speed.
-        left = 12.0 * (1 - data["progress"] / 100) / data["speed"]
+        # What is left of the 30 s asked for, at the reported speed.
+        left = 30.0 * (1 - data["progress"] / 100) / data["speed"]
         assert data["eta_seconds"] == pytest.approx(left, abs=0.1)
     ids = [event_id for _, event_id, _ in seen]
     assert all(ids) and len(set(ids)) == len(ids), ids
@@ -106,7 +112,7 @@ def test_last_event_id_resumes_without_repeating_and_204_once_the_end_was_seen(
 ) -> None:
     server = live_server()
     auth = server.account("ana")
-    task_id = _submit(server, auth, make_clip(20.0, 640, 360))
+    task_id = _slow_task(server, auth, make_clip)
     first = _until_converting(server, task_id, auth)  # the connection drops mid-conversion
     resumed = list(_events(server, task_id, {**auth, "Last-Event-ID": first[-1][1]}))
 
@@ -134,7 +140,7 @@ def test_a_quiet_stream_gets_heartbeats_and_ends_after_its_time_for_a_resume(
 ) -> None:
     server = live_server({"VIDCONV_EVENT_STREAM_SECONDS": "18"})
     auth = server.account("ana")
-    task_id = _submit(server, auth, make_clip(20.0, 640, 360))
+    task_id = _slow_task(server, auth, make_clip)
     seen = _until_converting(server, task_id, auth)
     # Its transcoder and ffmpeg stopped, the task says nothing new: the stream is quiet.
     frozen = list(transcoders(task_id))
@@ -161,7 +167,7 @@ def test_a_task_deleted_while_followed_ends_its_stream_revoked(
 ) -> None:
     server = live_server()
     auth = server.account("ana")
-    task_id = _submit(server, auth, make_clip(20.0, 640, 360))
+    task_id = _slow_task(server, auth, make_clip)
     with httpx.Client(base_url=server.url, timeout=60) as http, connect_sse(
             http, "GET", f"/api/tasks/{task_id}/events", headers=auth) as source:
         seen = []

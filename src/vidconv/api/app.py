@@ -55,6 +55,8 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
             yield
         finally:
             sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             await ctx.watch.close()
             await ctx.dispatcher.stop()
             await ctx.executor.stop()
