@@ -122,9 +122,10 @@ def test_the_conversion_is_followed_through_the_event_stream(
     cli: Cli, user: str, make_clip: Clip, server: live.LiveServer
 ) -> None:
     clip = cli.cwd / "long.mp4"
-    shutil.copy(make_clip(20.0, width=640, height=360), clip)  # long enough to report on
+    # 40 s at VP9's slower preset: long enough to report on, even on an idle machine.
+    shutil.copy(make_clip(40.0, width=640, height=360), clip)
     before = scrape(f"{server.url}/metrics")
-    run = cli("convert", str(clip), "--to", "webm")
+    run = cli("convert", str(clip), "--to", "webm", "--preset", "quality")
     assert run.code == 0, run
     after = scrape(f"{server.url}/metrics")
     events = ("vidconv_http_requests_total", {"method": "GET", "status": "200",

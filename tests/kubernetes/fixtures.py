@@ -115,6 +115,7 @@ class Cluster:
         self.versions: list[dict[str, Any]] = []  # every version of every CR seen, in order
         self._watch_http = httpx.Client(base_url=cp.url, verify=cp.admin_tls())
         self._recorder = threading.Thread(target=self._record, daemon=True)
+        self._closing = threading.Event()
 
     # --- set-up ---
 
@@ -149,16 +150,42 @@ class Cluster:
         return self._kubeconfigs[component]
 
     def _record(self) -> None:
-        """Follow the namespace's ConversionTasks, as ``kubectl get -w`` would."""
-        try:
-            # Its own client: an httpx connection is not to be shared between threads.
-            with self._watch_http.stream("GET", self.paths["ct"], params={"watch": "1"},
-                                         timeout=None) as r:
-                for line in r.iter_lines():
-                    if line:
-                        self.versions.append(json.loads(line)["object"])
-        except httpx.HTTPError:
-            pass  # the namespace went away at the end of the test
+        """Follow the namespace's ConversionTasks, as ``kubectl get -w`` would, until close().
+
+        Each watch is short (the server ends it after two seconds) and the next goes on from the
+        last resourceVersion, so close() stops this thread with a flag. Closing the client under
+        a blocked read instead would free the socket's descriptor while the read still uses it:
+        the next connection made gets that number, and this thread would read its bytes (a
+        database client in the same process then waits for ever for the answer it lost).
+        """
+        version, seen = "", set()
+        while not self._closing.is_set():
+            params = {"watch": "1", "timeoutSeconds": "2", "allowWatchBookmarks": "true"}
+            if version:
+                params["resourceVersion"] = version
+            try:
+                # Its own client: an httpx connection is not to be shared between threads.
+                with self._watch_http.stream("GET", self.paths["ct"], params=params,
+                                             timeout=10) as r:
+                    if r.status_code != 200:
+                        version = ""  # e.g. 410 Gone: start again from what exists now
+                        time.sleep(0.2)
+                        continue
+                    for line in r.iter_lines():
+                        event = json.loads(line) if line else None
+                        if event is None:
+                            continue
+                        if event["type"] == "ERROR":
+                            version = ""
+                            break
+                        obj = event["object"]
+                        version = obj["metadata"]["resourceVersion"]
+                        key = (obj["metadata"].get("uid"), version)
+                        if event["type"] != "BOOKMARK" and key not in seen:
+                            seen.add(key)  # a fresh start lists what was seen before
+                            self.versions.append(obj)
+            except httpx.HTTPError:
+                time.sleep(0.2)
 
     def history(self, task_id: str) -> list[dict[str, Any]]:
         name = resources.cr_name(task_id)
@@ -264,6 +291,9 @@ class Cluster:
     def close(self) -> None:
         self.http.delete(f"/api/v1/namespaces/{self.namespace}")
         self.http.close()
+        self._closing.set()
+        if self._recorder.is_alive():
+            self._recorder.join(timeout=20)
         self._watch_http.close()
 
 

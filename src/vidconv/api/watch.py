@@ -19,6 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.api.services.progress import Snapshot, load_snapshots
+from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.api")
 
@@ -80,7 +81,7 @@ class RowWatch:
         while self._followers:
             ids = list(self._followers)
             try:
-                rows = await asyncio.to_thread(load_snapshots, self.sessions, ids)
+                rows = await run_in_thread(load_snapshots, self.sessions, ids)
             except (OperationalError, InterfaceError) as exc:
                 # The streams stay open (heartbeats go on) and catch up once it is back.
                 if not down:

@@ -8,7 +8,6 @@ the API answers the right state even before the operator has seen the deletion.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -20,6 +19,7 @@ from vidconv import resources
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
 from vidconv.settings import Settings
+from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.executor")
 
@@ -70,23 +70,23 @@ class KubernetesExecutor:
 
     async def start(self) -> None:
         """Create the CRs of unfinished tasks a previous run may not have created (409: fine)."""
-        for task_id in await asyncio.to_thread(self._unfinished):
+        for task_id in await run_in_thread(self._unfinished):
             try:
                 await self.submit(task_id)
             except Exception as exc:  # noqa: BLE001 - one bad task must not stop the API
                 log.warning("could not resubmit task %s: %s", task_id, exc)
 
     async def submit(self, task_id: str) -> None:
-        await asyncio.to_thread(self._create, task_id)
+        await run_in_thread(self._create, task_id)
 
     async def cancel(self, task_id: str) -> None:
-        await asyncio.to_thread(updates.record_revoked, self.sessions, task_id)
-        await asyncio.to_thread(self._delete_and_wait, task_id)
+        await run_in_thread(updates.record_revoked, self.sessions, task_id)
+        await run_in_thread(self._delete_and_wait, task_id)
 
     async def stop(self) -> None:
         """Nothing runs here: conversions are Jobs and go on without the API."""
         if self._api is not None:
-            await asyncio.to_thread(self._api.api_client.close)
+            await run_in_thread(self._api.api_client.close)
             self._api = None
 
     # -- blocking helpers (run in a thread) ---------------------------------------------------

@@ -40,6 +40,7 @@ from vidconv.db.models import Task, TaskState
 from vidconv.metrics import PREFIX, ConversionMetrics
 from vidconv.settings import Settings
 from vidconv.storage import Storage, StorageError
+from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.executor")
 T = TypeVar("T")
@@ -94,9 +95,9 @@ class LocalExecutor:
         self._stopping = False
         # Before anything is resumed: no transcoder of an earlier run is still alive, and
         # storage holds nothing that no row references.
-        await asyncio.to_thread(self.leases.reap)
-        resumed = await asyncio.to_thread(self._recover)
-        await asyncio.to_thread(self._sweep)
+        await run_in_thread(self.leases.reap)
+        resumed = await run_in_thread(self._recover)
+        await run_in_thread(self._sweep)
         self._workers = [
             asyncio.create_task(self._worker(), name=f"vidconv-worker-{i}")
             for i in range(max(1, self.settings.workers))
@@ -141,7 +142,7 @@ class LocalExecutor:
     async def cancel(self, task_id: str) -> None:
         self._cancelled.add(task_id)  # before any await: a worker about to spawn sees it
         try:
-            await asyncio.to_thread(updates.record_revoked, self.sessions, task_id)
+            await run_in_thread(updates.record_revoked, self.sessions, task_id)
         except BaseException:
             # Database down (the DELETE answers 503): the conversion goes on and records its
             # result as usual instead of ending unrecorded; a retried DELETE cancels it.
@@ -218,7 +219,7 @@ class LocalExecutor:
         delay = 0.1
         while True:
             try:
-                return await asyncio.to_thread(fn, *args, **kwargs)
+                return await run_in_thread(fn, *args, **kwargs)
             except (OperationalError, InterfaceError) as exc:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -259,7 +260,7 @@ class LocalExecutor:
         )
         self._running[task.id] = proc
         try:
-            await asyncio.to_thread(self.leases.take, task.id, proc.pid)
+            await run_in_thread(self.leases.take, task.id, proc.pid)
             if task.id in self._cancelled or self._stopping:
                 await self._terminate(proc)
             stderr_task = asyncio.create_task(_tail(proc.stderr))
@@ -277,7 +278,7 @@ class LocalExecutor:
             if proc.returncode is None:  # cancelled mid-way (shutdown): never leave it behind
                 await self._terminate(proc)
             self._running.pop(task.id, None)
-            await asyncio.to_thread(self.leases.release, task.id)
+            await run_in_thread(self.leases.release, task.id)
         if task.id in self._cancelled:
             return "done"  # the row is REVOKED already (or deleted)
         if self._stopping and (rc < 0 or (result is not None and result.code == "terminated")):
@@ -295,7 +296,7 @@ class LocalExecutor:
         if await self._db(updates.record_result, self.sessions, task.id, result):
             self._ended(task, result, time.monotonic() - began)
         if not result.ok:
-            await asyncio.to_thread(self._discard_output, task)
+            await run_in_thread(self._discard_output, task)
         return "done"
 
     def _ended(self, task: Task, result: Result, seconds: float) -> None:
@@ -332,7 +333,7 @@ class LocalExecutor:
                 if event != last_value and now - last_write >= PROGRESS_INTERVAL:
                     last_write = now
                     try:
-                        await asyncio.to_thread(
+                        await run_in_thread(
                             updates.record_progress, self.sessions, task_id, event.progress,
                             fps=event.fps, speed=event.speed,
                             input_duration=event.input_duration)

@@ -17,6 +17,7 @@ import anyio.to_thread
 from vidconv.api.context import AppContext
 from vidconv.api.services import uploads
 from vidconv.api.tus import rows
+from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.api")
 
@@ -47,6 +48,6 @@ async def sweep_forever(ctx: AppContext) -> None:
     while True:
         await anyio.sleep(interval(ctx))
         try:
-            await anyio.to_thread.run_sync(sweep, ctx)
+            await run_in_thread(sweep, ctx)
         except Exception as exc:  # noqa: BLE001 - an outage now is retried at the next wake
             log.warning("could not sweep expired uploads: %s", exc)

@@ -47,6 +47,7 @@ from vidconv.db import outbox
 from vidconv.db.models import DeliveryStatus, Task, TaskState, aware, utcnow
 from vidconv.settings import Settings
 from vidconv.storage import Storage, StorageError
+from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.webhooks")
 
@@ -128,7 +129,7 @@ class Dispatcher:
             free = IN_FLIGHT - len(self._inflight)
             if free > 0:
                 try:
-                    claimed = await asyncio.to_thread(
+                    claimed = await run_in_thread(
                         outbox.claim_due, self.sessions, f"{self.owner}:{next(self._claims)}",
                         self.lease_seconds, free)
                 except (OperationalError, InterfaceError) as exc:
@@ -168,7 +169,7 @@ class Dispatcher:
                      f"next attempt at {after.at.isoformat()}" if after.at else "given up")
         for delay in (*RECORD_TRIES, None):
             try:
-                await asyncio.to_thread(outbox.record_attempt, self.sessions, event.id,
+                await run_in_thread(outbox.record_attempt, self.sessions, event.id,
                                         event.lease, attempt, after)
                 return
             except (OperationalError, InterfaceError) as exc:
@@ -191,14 +192,14 @@ class Dispatcher:
         except Refused as exc:
             return outbox.Attempt(at, error=f"not sent: {exc}"), outbox.Next(
                 DeliveryStatus.FAILED)
-        keys = await asyncio.to_thread(secretbox.signing_keys, self.sessions, self.box,
+        keys = await run_in_thread(secretbox.signing_keys, self.sessions, self.box,
                                        event.owner_id)
         if not keys:
             return outbox.Attempt(at, error="not sent: the account has no signing secret "
                                   "this server can read; rotate it"), outbox.Next(
                 DeliveryStatus.FAILED)
         try:
-            payload = await asyncio.to_thread(self._complete, event)
+            payload = await run_in_thread(self._complete, event)
         except StorageError as exc:  # nothing was sent: the same body goes out once it can
             return self._again(event, at, None, time.monotonic(), "not sent: cannot list the "
                                f"task's files: {exc}", None)
