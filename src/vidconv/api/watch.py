@@ -19,7 +19,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv.api.services.progress import Snapshot, load_snapshots
-from vidconv.threads import run_in_thread
+from vidconv.api.threads import run_in_thread
 
 log = logging.getLogger("vidconv.api")
 

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidconv import resources
+from vidconv.api.threads import run_in_thread
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
 from vidconv.settings import Settings
-from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.executor")
 

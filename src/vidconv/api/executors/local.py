@@ -34,13 +34,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidconv import contract, logs, outputs
 from vidconv.api import sweep
 from vidconv.api.executors.leases import Leases
+from vidconv.api.threads import run_in_thread
 from vidconv.contract import Progress, Result
 from vidconv.db import updates
 from vidconv.db.models import Task, TaskState
 from vidconv.metrics import PREFIX, ConversionMetrics
 from vidconv.settings import Settings
 from vidconv.storage import Storage, StorageError
-from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.executor")
 T = TypeVar("T")

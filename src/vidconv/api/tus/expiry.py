@@ -16,8 +16,8 @@ import anyio.to_thread
 
 from vidconv.api.context import AppContext
 from vidconv.api.services import uploads
+from vidconv.api.threads import run_in_thread
 from vidconv.api.tus import rows
-from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.api")
 

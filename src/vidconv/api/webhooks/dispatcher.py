@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidconv import __version__
 from vidconv.api.egress import Refused, check_target
 from vidconv.api.services import files
+from vidconv.api.threads import run_in_thread
 from vidconv.api.webhooks import secretbox
 from vidconv.api.webhooks.metrics import WebhookMetrics
 from vidconv.api.webhooks.signing import HEADER, signature_header
@@ -47,7 +48,6 @@ from vidconv.db import outbox
 from vidconv.db.models import DeliveryStatus, Task, TaskState, aware, utcnow
 from vidconv.settings import Settings
 from vidconv.storage import Storage, StorageError
-from vidconv.threads import run_in_thread
 
 log = logging.getLogger("vidconv.webhooks")
 
