@@ -10,6 +10,7 @@ the tests reach the API at the node's address.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,8 +83,9 @@ def installed(node: kubelet.Node, helm: Any, chart: Any, postgres: servers.Postg
         config.install(chart, RELEASE, values, wait="watcher", timeout=TIMEOUT)
         service = http.get(f"/api/v1/namespaces/{NAMESPACE}/services/{RELEASE}-api").json()
         node_port = service["spec"]["ports"][0]["nodePort"]
-        yield LocalRelease(node, config, chart, values, kubeconfig, NAMESPACE,
-                           f"http://{node.net.node_ip}:{node_port}")
+        url = f"http://{node.net.node_ip}:{node_port}"
+        _wait_until_served(url)
+        yield LocalRelease(node, config, chart, values, kubeconfig, NAMESPACE, url)
     finally:
         config.uninstall(RELEASE, ignore_not_found=True, wait="watcher", timeout=TIMEOUT)
         # No operator is left to remove its finalizer from the tasks the tests left.
@@ -107,3 +109,21 @@ def local_release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
                    request.getfixturevalue("s3"), request.getfixturevalue("built_images"),
                    tmp_path_factory.mktemp("e2e")) as release:
         yield release
+
+
+def _wait_until_served(url: str, timeout: float = 60) -> None:
+    """Helm's wait ends when the Deployments are Ready; kube-proxy programs the NodePort's rules
+    on its own schedule after that, and a request a moment too early is refused. As a user
+    waits for a new Ingress: until the API answers through the Service."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the release's API never answered at {url}/readyz")
+        time.sleep(0.5)
