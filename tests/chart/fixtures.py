@@ -35,6 +35,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
                         "tls": [{"secretName": "vidconv-tls", "hosts": ["vidconv.example.com"]}]},
             "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6},
             "webhookProxy": "http://smokescreen.egress:4750",
+            "forwardedAllowIps": "10.244.0.0/16",
         },
         "networkPolicy": {"enabled": True},
         "directTransfers": {"enabled": True},
