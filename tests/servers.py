@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -61,6 +61,19 @@ def dies_with_us(signal: str = "TERM") -> list[str]:
     even by SIGKILL, so a killed run leaves no server behind (setpriv execs the server, so the
     Popen's process is the server itself)."""
     return ["setpriv", "--pdeathsig", signal] if shutil.which("setpriv") else []
+
+
+def end(proc: subprocess.Popen[Any] | None, grace: float = 30) -> None:
+    """SIGTERM, and SIGKILL if it is still there after ``grace`` seconds: a process the test
+    started is gone when this returns."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
 
 
 def free_port() -> int:
@@ -294,16 +307,10 @@ class MinioServer(S3Server):
 
     def stop(self, kill: bool = False) -> None:
         """Stop the server (SIGTERM; ``kill``: SIGKILL, as a crash). Its data stays."""
-        if self.proc is not None and self.proc.poll() is None:
-            if kill:
-                self.proc.kill()
-            else:
-                self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if kill and self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        end(self.proc, grace=10)
         self.proc = None
 
 

@@ -24,7 +24,7 @@ import pytest
 
 from tests.api.helpers import PASSWORD
 from tests.processes import transcoders as _transcoders
-from tests.servers import free_port, wait_for_port
+from tests.servers import dies_with_us, end, free_port, wait_for_port
 
 Clip = Callable[..., Path]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(),
@@ -59,7 +59,8 @@ class Server:
         log = self.data.parent / f"server-{len(self.logs)}.log"
         self.logs.append(log)
         with log.open("wb") as err:
-            self.proc = subprocess.Popen([sys.executable, "-m", "vidconv.cli", "serve"], env=env,
+            self.proc = subprocess.Popen([*dies_with_us(), sys.executable, "-m", "vidconv.cli",
+                                          "serve"], env=env,
                                          stdout=subprocess.DEVNULL, stderr=err)
         wait_for_port(self.port, timeout=60)
 
@@ -69,13 +70,7 @@ class Server:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        end(self.proc)
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs)

@@ -28,7 +28,7 @@ from sqlalchemy import create_engine, func, select
 
 from tests.api.helpers import PASSWORD
 from tests.receiver import Receiver, Reply
-from tests.servers import free_port, wait_for_port
+from tests.servers import dies_with_us, end, free_port, wait_for_port
 from vidconv.db.models import WebhookEvent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.s3]
@@ -49,7 +49,8 @@ class Serve:
 
     def start(self) -> Serve:
         with self.log.open("ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "vidconv.cli", "serve"],
+            self.proc = subprocess.Popen([*dies_with_us(), sys.executable, "-m", "vidconv.cli",
+                                          "serve"],
                                          env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         wait_for_port(self.port, timeout=60)
         return self
@@ -60,12 +61,7 @@ class Serve:
         self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        end(self.proc)
         self.http.close()
 
     def task(self, task_id: str, auth: dict[str, str]) -> dict[str, Any]:

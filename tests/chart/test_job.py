@@ -219,28 +219,25 @@ def test_api_runs_the_kubernetes_executor_on_s3_and_postgresql(rendered: Rendere
     assert env["VIDCONV_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
+def _api_env(rendered: Rendered, values_set: str) -> dict[str, Any]:
+    pod = one(rendered[values_set], "Deployment", "vc-vidconv-api")["spec"]["template"]
+    return env_of(pod["spec"]["containers"][0])
+
+
 def test_webhook_deliveries_keep_the_address_rules_and_take_the_egress_proxy(
     rendered: Rendered,
 ) -> None:
-    def api_env(values_set: str) -> dict[str, Any]:
-        pod = one(rendered[values_set], "Deployment", "vc-vidconv-api")["spec"]["template"]
-        return env_of(pod["spec"]["containers"][0])
-
-    assert api_env("defaults")["VIDCONV_WEBHOOK_URLS"] == "public"
-    assert "VIDCONV_WEBHOOK_PROXY" not in api_env("defaults")
-    assert api_env("external")["VIDCONV_WEBHOOK_PROXY"] == "http://smokescreen.egress:4750"
+    assert _api_env(rendered, "defaults")["VIDCONV_WEBHOOK_URLS"] == "public"
+    assert "VIDCONV_WEBHOOK_PROXY" not in _api_env(rendered, "defaults")
+    assert _api_env(rendered, "external")["VIDCONV_WEBHOOK_PROXY"] == "http://smokescreen.egress:4750"
 
 
 def test_the_api_believes_forwarded_addresses_only_from_the_peers_named(
     rendered: Rendered,
 ) -> None:
-    def api_env(values_set: str) -> dict[str, Any]:
-        pod = one(rendered[values_set], "Deployment", "vc-vidconv-api")["spec"]["template"]
-        return env_of(pod["spec"]["containers"][0])
-
     # uvicorn's own variable; without it only loopback may set X-Forwarded-For.
-    assert "FORWARDED_ALLOW_IPS" not in api_env("defaults")
-    assert api_env("external")["FORWARDED_ALLOW_IPS"] == "10.244.0.0/16"
+    assert "FORWARDED_ALLOW_IPS" not in _api_env(rendered, "defaults")
+    assert _api_env(rendered, "external")["FORWARDED_ALLOW_IPS"] == "10.244.0.0/16"
 
 
 @pytest.mark.parametrize("values_set", VALUE_SETS)

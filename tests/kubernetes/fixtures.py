@@ -390,12 +390,7 @@ class Operator:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        servers.end(self.proc, grace=15)
 
 
 @pytest.fixture
