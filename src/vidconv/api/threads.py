@@ -13,10 +13,10 @@ T = TypeVar("T")
 async def run_in_thread(fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """``fn`` in a worker thread; a cancelled caller still waits for it to return.
 
-    A thread cannot be stopped. ``asyncio.to_thread`` lets its caller go at once when cancelled,
-    so a background loop stopped at shutdown could leave a database call running after the
-    engine was disposed: its connection closed under it, the socket's number taken by another
-    connection whose replies it then read, and the process never finished stopping.
+    A thread cannot be stopped, and ``asyncio.to_thread`` lets a cancelled caller go at once
+    while its call runs on. A background loop cancelled at shutdown could then still be inside a
+    database call when the lifespan disposes the engine, and the event loop's own shutdown waits
+    for that thread however long it takes.
     """
     call = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
     try:
