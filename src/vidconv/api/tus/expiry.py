@@ -12,7 +12,6 @@ import logging
 import time
 
 import anyio
-import anyio.to_thread
 
 from vidconv.api.context import AppContext
 from vidconv.api.services import uploads

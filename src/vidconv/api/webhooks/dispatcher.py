@@ -170,7 +170,7 @@ class Dispatcher:
         for delay in (*RECORD_TRIES, None):
             try:
                 await run_in_thread(outbox.record_attempt, self.sessions, event.id,
-                                        event.lease, attempt, after)
+                                    event.lease, attempt, after)
                 return
             except (OperationalError, InterfaceError) as exc:
                 if delay is None:
@@ -193,7 +193,7 @@ class Dispatcher:
             return outbox.Attempt(at, error=f"not sent: {exc}"), outbox.Next(
                 DeliveryStatus.FAILED)
         keys = await run_in_thread(secretbox.signing_keys, self.sessions, self.box,
-                                       event.owner_id)
+                                   event.owner_id)
         if not keys:
             return outbox.Attempt(at, error="not sent: the account has no signing secret "
                                   "this server can read; rotate it"), outbox.Next(
