@@ -84,7 +84,7 @@ def installed(node: kubelet.Node, helm: Any, chart: Any, postgres: servers.Postg
         service = http.get(f"/api/v1/namespaces/{NAMESPACE}/services/{RELEASE}-api").json()
         node_port = service["spec"]["ports"][0]["nodePort"]
         url = f"http://{node.net.node_ip}:{node_port}"
-        _wait_until_served(url)
+        wait_until_served(url)
         yield LocalRelease(node, config, chart, values, kubeconfig, NAMESPACE, url)
     finally:
         config.uninstall(RELEASE, ignore_not_found=True, wait="watcher", timeout=TIMEOUT)
@@ -111,7 +111,7 @@ def local_release(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempP
         yield release
 
 
-def _wait_until_served(url: str, timeout: float = 60) -> None:
+def wait_until_served(url: str, timeout: float = 60) -> None:
     """Helm's wait ends when the Deployments are Ready; kube-proxy programs the NodePort's rules
     on its own schedule after that, and a request a moment too early is refused. As a user
     waits for a new Ingress: until the API answers through the Service."""

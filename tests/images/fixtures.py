@@ -23,7 +23,9 @@ _failure: str | None = None
 
 
 def _wanted(session: pytest.Session) -> bool:
-    return any(item.get_closest_marker("images") for item in session.items)
+    """Any test of the images, or of the cluster whose node runs them."""
+    return any(item.get_closest_marker("images") or "built_images" in getattr(
+        item, "fixturenames", ()) for item in session.items)
 
 
 def _build(log: Path) -> None:

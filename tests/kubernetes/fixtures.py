@@ -1,6 +1,7 @@
-"""Kubernetes-mode fixtures: a real control plane (etcd, kube-apiserver, kube-controller-manager)
-with the node agent, the real operator as a ``vidconv operator`` process, and the real API with
-the kubernetes executor.
+"""Kubernetes-mode fixtures: the session's cluster (a real control plane and a real node:
+``tests/kubernetes/kubelet.py``), the real operator as a ``vidconv operator`` process, and the
+real API with the kubernetes executor. The transcoder Jobs' pods run the transcoder image on the
+node; they reach the test session's MinIO through the node's forwarder.
 
 Each test gets its own namespace, labelled to enforce the *restricted* Pod Security Standard, with
 the chart's ServiceAccounts, Roles and RoleBindings (rendered by the Helm library) applied for real.
@@ -32,8 +33,8 @@ from starlette.testclient import TestClient
 from tests import servers
 from tests.api.helpers import Api
 from tests.chart.fixtures import RELEASE, env_of, one, parse
-from tests.kubernetes.controlplane import ControlPlane, control_plane
-from tests.kubernetes.node import NodeAgent
+from tests.kubernetes import kubelet
+from tests.kubernetes.controlplane import ControlPlane
 from tests.prom import Samples, scrape
 from vidconv import resources
 from vidconv.settings import Settings
@@ -54,35 +55,10 @@ def paths(namespace: str) -> dict[str, str]:
     }
 
 
-def _api_client(kubeconfig: Path) -> Any:
-    from kubernetes import config
-
-    return config.new_client_from_config(str(kubeconfig))
-
-
 @pytest.fixture(scope="session")
-def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
-    """The control plane, the ConversionTask CRD applied, and a node that runs pods."""
-    with servers.running("kubernetes", control_plane()) as cp:
-        admin = cp.root / "admin.kubeconfig"
-        kubectl = [str(cp.kubectl_path), "--kubeconfig", str(admin)]
-        subprocess.run([*kubectl, "apply", "--server-side", "-f", str(CRD)], check=True,
-                       capture_output=True)
-        subprocess.run([*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
-                        f"crd/{resources.PLURAL}.{resources.GROUP}"], check=True,
-                       capture_output=True)
-        node = cp.client_cert("node", "system:node:vidconv-node", "system:nodes")
-        scheduler = cp.client_cert("scheduler", "system:kube-scheduler")
-        agent = NodeAgent(
-            _api_client(cp.kubeconfig(cp.root / "node.kubeconfig", "node", cert=node)),
-            _api_client(cp.kubeconfig(cp.root / "scheduler.kubeconfig", "scheduler",
-                                      cert=scheduler)),
-            cp.port).start()
-        cp.node = agent  # type: ignore[attr-defined]
-        try:
-            yield cp
-        finally:
-            agent.stop()
+def kube(node: kubelet.Node) -> ControlPlane:
+    """The control plane of the session's cluster (the ConversionTask CRD is applied)."""
+    return node.cp
 
 
 class Rbac:
@@ -102,9 +78,9 @@ class Rbac:
 class Cluster:
     """One test's namespace on the real control plane, as a test sees it (blocking helpers)."""
 
-    def __init__(self, cp: ControlPlane, namespace: str, rbac: Rbac, tmp: Path) -> None:
-        self.cp, self.namespace, self.rbac, self.tmp = cp, namespace, rbac, tmp
-        self.node: NodeAgent = cp.node  # type: ignore[attr-defined]
+    def __init__(self, node: kubelet.Node, namespace: str, rbac: Rbac, tmp: Path) -> None:
+        self.node, self.namespace, self.rbac, self.tmp = node, namespace, rbac, tmp
+        cp = self.cp = node.cp
         self.kubeconfig = cp.root / "admin.kubeconfig"
         self.paths = paths(namespace)
         self.http = httpx.Client(base_url=cp.url, timeout=30, verify=cp.admin_tls())
@@ -231,13 +207,27 @@ class Cluster:
         return [(e["user"]["username"], e["verb"], _resource(e)) for e in self.audit()
                 if e.get("responseStatus", {}).get("code") == 403]
 
+    def containers(self) -> dict[str, str]:
+        """container id -> pod name, of every container this namespace's pods have started."""
+        return {c["containerID"].removeprefix("containerd://"): p["metadata"]["name"]
+                for p in self.pods()
+                for c in (p.get("status") or {}).get("containerStatuses") or []
+                if c.get("containerID")}
+
+    def running_pids(self) -> list[int]:
+        """Host PIDs of this namespace's running containers, as containerd reports them."""
+        tasks = self.node.tasks()
+        return [tasks[c][0] for c in self.containers() if c in tasks and tasks[c][1] == "RUNNING"]
+
     # --- acting ---
 
-    def freeze(self) -> None:
-        self.node.freeze = True
+    def cordon(self) -> None:
+        """New pods wait unscheduled (their Jobs are active, the tasks STARTED) until uncordon().
+        The node is the session's: the fixture uncordons it after each test."""
+        self.node.cordon()
 
-    def thaw(self) -> None:
-        self.node.thaw()
+    def uncordon(self) -> None:
+        self.node.cordon(False)
 
     def wait(self, what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
         deadline = time.monotonic() + timeout
@@ -324,16 +314,16 @@ def expect_denied() -> list[tuple[str, str, str]]:
 
 
 @pytest.fixture
-def cluster(kube: ControlPlane, namespace: str, chart_rbac: Rbac, tmp_path: Path,
+def cluster(node: kubelet.Node, namespace: str, chart_rbac: Rbac, tmp_path: Path,
             expect_denied: list[tuple[str, str, str]]) -> Iterator[Cluster]:
-    c = Cluster(kube, namespace, chart_rbac, tmp_path).create()
+    c = Cluster(node, namespace, chart_rbac, tmp_path).create()
     try:
         yield c
         # As on a cluster installed from the chart: any call outside a Role is a bug, even one
         # the code shrugged off (the transcoder only logs a failed progress patch).
         assert sorted(c.denied()) == sorted(expect_denied), "calls outside the chart's RBAC"
     finally:
-        c.thaw()  # the node outlives the test
+        c.uncordon()  # the node outlives the test
         c.close()
 
 
@@ -394,8 +384,8 @@ class Operator:
 
 
 @pytest.fixture
-def operator_env(cluster: Cluster, pg_url: str, s3_env: dict[str, str],
-                 s3_secret: str) -> dict[str, str]:
+def operator_env(cluster: Cluster, pg_url: str, s3_env: dict[str, str], s3_secret: str,
+                 built_images: dict[str, str]) -> dict[str, str]:
     from vidconv.db.session import upgrade
 
     upgrade(pg_url)  # the API migrates too; the operator must not depend on who starts first
@@ -408,6 +398,13 @@ def operator_env(cluster: Cluster, pg_url: str, s3_env: dict[str, str],
         "VIDCONV_DATABASE_URL": pg_url,
         "VIDCONV_JOB_S3_SECRET": s3_secret,
         "VIDCONV_JOB_BACKOFF_LIMIT": "2",
+        # The Jobs' pods reach MinIO at the node's end of the forwarder; so can the operator.
+        "VIDCONV_S3_ENDPOINT": "http://" + cluster.node.expose(
+            int(s3_env["VIDCONV_S3_ENDPOINT"].rsplit(":", 1)[1])),
+        "VIDCONV_TRANSCODER_IMAGE": kubelet.pod_image(built_images["transcoder"]),
+        "VIDCONV_TRANSCODER_IMAGE_PULL_POLICY": "Never",
+        # One node of two cores runs a test's Jobs beside the other tests' pods.
+        "VIDCONV_JOB_CPU_REQUEST": "100m",
         "VIDCONV_LOG_LEVEL": "info",
     }
 

@@ -172,6 +172,26 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         finally:
             archive.unlink(missing_ok=True)
 
+    # --- what a test does to the node, as an operator of a cluster would ---
+
+    def cordon(self, unschedulable: bool = True) -> None:
+        """``kubectl cordon`` (or ``uncordon``): new pods wait, unscheduled, until uncordoned."""
+        cp = self.cp
+        run(str(cp.kubectl_path), "--kubeconfig", str(cp.root / "admin.kubeconfig"),
+            "cordon" if unschedulable else "uncordon", self.name)
+
+    def tasks(self) -> dict[str, tuple[int, str]]:
+        """containerd's tasks (running containers, sandboxes included): id -> (pid, status)."""
+        rows = [line.split() for line in self.ctr("tasks", "ls").splitlines()[1:]]
+        return {row[0]: (int(row[1]), row[2]) for row in rows if len(row) >= 3}
+
+    def pause(self, container_id: str) -> None:
+        """Freeze a container's processes (runc pause: the cgroup freezer)."""
+        self.ctr("tasks", "pause", container_id)
+
+    def resume(self, container_id: str) -> None:
+        self.ctr("tasks", "resume", container_id)
+
     # --- the node's processes ---
 
     def _process(self, name: str, argv: list[str]) -> Process:

@@ -3,9 +3,11 @@ library (helm-python-sdk, the Helm Go SDK) against the real API server, with the
 PostgreSQL and MinIO off and the test session's servers given as external ones.
 
 The release gets its own namespace (restricted Pod Security enforced; the chart brings its own
-ServiceAccounts and RBAC). The node agent runs the API and operator Deployments' pods as local
-processes, their readinessProbes decide when they are Ready, and a conversion goes through the
-Helm-installed release: REST API pod -> ConversionTask -> operator pod -> Job -> transcoder pod.
+ServiceAccounts and RBAC) on the session's cluster with a real node: the kubelet runs the API and
+operator Deployments' pods from the images built from their Dockerfiles, their readinessProbes
+decide when they are Ready, and a conversion goes through the Helm-installed release: REST API
+pod (through its NodePort Service) -> ConversionTask -> operator pod -> Job -> transcoder pod.
+tests/e2e runs the same release as a user would on kind; these look at what the chart made.
 
 The tests run in file order against one release: install, its pods, a conversion, an upgrade,
 the uninstall. Each can also run alone (the fixture installs the release).
@@ -28,7 +30,8 @@ import yaml
 from tests import servers
 from tests.api.helpers import Api, check_against_openapi
 from tests.chart.fixtures import RELEASE, parse
-from tests.kubernetes.controlplane import ControlPlane
+from tests.e2e import local
+from tests.kubernetes import kubelet
 from tests.kubernetes.fixtures import Cluster, Rbac
 from tests.media import ffprobe, streams
 from vidconv import resources
@@ -51,25 +54,13 @@ PLURALS = {"Deployment": f"{APPS}/namespaces/{{ns}}/deployments",
            "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets"}
 
 
-def release_values(db_url: str, s3: servers.S3Server, bucket: str, api_port: int,
-                   liveness_port: int, metrics_port: int) -> dict[str, Any]:
-    return {
-        "postgresql": {"enabled": False},
-        "database": {"external": {"url": db_url}},
-        "minio": {"enabled": False},
-        "s3": {"bucket": bucket, "region": s3.region,
-               "external": {"endpoint": s3.endpoint, "accessKey": s3.access_key,
-                            "secretKey": s3.secret_key}},
-        # The node agent runs every pod on this machine's network (there is no pod network and
-        # no kube-proxy): two API pods would fight for one port, so one replica, on a free port
-        # (5000 may be taken here), and the same for the operator's liveness and metrics.
-        "api": {"replicas": 1, "containerPort": api_port,
-                "image": {"repository": "vidconv-api", "pullPolicy": "Never"}},
-        "operator": {"livenessPort": liveness_port, "metricsPort": metrics_port,
-                     "image": {"repository": "vidconv-operator", "pullPolicy": "Never"}},
-        "transcoder": {"image": {"repository": "vidconv-transcoder",
-                                 "pullPolicy": "IfNotPresent"}},
-    }
+def release_values(node: kubelet.Node, images: dict[str, str], db_url: str,
+                   s3: servers.S3Server, bucket: str) -> dict[str, Any]:
+    """As the end-to-end release (external servers through the node's forwarders, a NodePort
+    API), with one API replica: one pod for a test to look at."""
+    values = local.release_values(node, images, db_url, s3, bucket)
+    values["api"]["replicas"] = 1
+    return values
 
 
 @dataclass
@@ -114,14 +105,19 @@ class Release:
                        for k, v in (self.get("Secret", name) or {})["data"].items()}
                 for name in SECRETS}
 
+    def exec(self, component: str, *argv: str) -> str:
+        """``kubectl exec`` in the Deployment's one pod."""
+        done = self.cluster.kubectl("exec", self.pod(component)["metadata"]["name"], "--", *argv)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
     def diagnosis(self) -> str:
         """What a failed wait leaves to read: each pod's status and its container's log."""
         lines = []
         for pod in self.cluster.items(self.path("Pod")):
             lines.append(yaml.safe_dump({pod["metadata"]["name"]: pod.get("status")}))
-            log = self.cluster.node.root / pod["metadata"]["uid"] / "log"
-            if log.exists():
-                lines.append(log.read_text(errors="replace")[-3000:])
+            lines.append(self.cluster.kubectl("logs", pod["metadata"]["name"],
+                                              "--tail=40").stdout)
         return "\n".join(lines)
 
 
@@ -136,29 +132,33 @@ def _env(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def release(kube: ControlPlane, helm: Any, chart: Any, postgres: servers.PostgresServer,
-            s3: servers.S3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+def release(node: kubelet.Node, built_images: dict[str, str], helm: Any, chart: Any,
+            postgres: servers.PostgresServer, s3: servers.S3Server,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
     namespace = "h-" + uuid.uuid4().hex[:10]
     bucket = "t-" + uuid.uuid4().hex[:12]
     s3.client().make_bucket(bucket)
     db_url = postgres.create_database("t_" + uuid.uuid4().hex[:12])
-    ports = (servers.free_port(), servers.free_port(), servers.free_port())
-    values = release_values(db_url, s3, bucket, *ports)
+    values = release_values(node, built_images, db_url, s3, bucket)
     rbac = Rbac(parse(chart.render(values=values, name=RELEASE, namespace=namespace)))
     # A namespace of its own, without the RBAC the other tests apply by hand: the release
     # creates its ServiceAccounts, Roles and RoleBindings (Helm refuses objects it does not own).
-    cluster = Cluster(kube, namespace, rbac, tmp_path_factory.mktemp("helm")).create(
+    cluster = Cluster(node, namespace, rbac, tmp_path_factory.mktemp("helm")).create(
         apply_rbac=False)
     config = helm.Config(kubeconfig_path=str(cluster.kubeconfig), namespace=namespace)
-    r = Release(cluster, config, chart, values, f"http://127.0.0.1:{ports[0]}")
+    r = Release(cluster, config, chart, values, "")
     try:
         try:
             config.install(chart, RELEASE, values, wait="watcher", timeout=TIMEOUT)
         except helm.HelmError as exc:
             raise AssertionError(f"helm install failed: {exc}\n{r.diagnosis()}") from exc
+        service = r.get("Service", f"{FULLNAME}-api")
+        assert service is not None
+        r.api_url = f"http://{node.net.node_ip}:{service['spec']['ports'][0]['nodePort']}"
+        local.wait_until_served(r.api_url)
         yield r
     finally:
-        cluster.thaw()
+        cluster.uncordon()
         config.uninstall(RELEASE, ignore_not_found=True, wait="watcher", timeout=TIMEOUT)
         # The operator is gone: nothing would remove its finalizer from what is left.
         for ct in cluster.items(cluster.paths["ct"]):
@@ -223,27 +223,36 @@ def test_the_api_and_operator_pods_run_and_become_ready(release: Release) -> Non
         assert _ready(pod) and pod["status"]["phase"] == "Running"
         assert pod["spec"]["nodeName"] == "vidconv-node"
         assert pod["spec"]["serviceAccountName"] == f"{FULLNAME}-{component}"
-        # Admitted under enforce=restricted, and run by the agent as the chart says.
+        # Admitted under enforce=restricted, and run by the kubelet from the values' image.
         assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-        container = release.cluster.node.running[pod["metadata"]["uid"]]
-        assert container.proc is not None and container.proc.poll() is None
-        assert container.spec["command"] == command
-        assert container.spec["image"] == f"vidconv-{component}:0.1.0"
+        image = release.values[component]["image"]
+        [container] = pod["status"]["containerStatuses"]
+        assert container["image"].endswith(f"{image['repository']}:{image['tag']}")
+        assert "running" in container["state"] and container["restartCount"] == 0
+        # What runs in it is the image's command, as the user the image names.
+        argv = [a.rsplit("/", 1)[-1] for a in
+                release.exec(component, "cat", "/proc/1/cmdline").split("\0") if a]
+        assert argv[-len(command):] == command, argv
+        uid = [line.split()[1:] for line in release.exec(
+            component, "cat", "/proc/1/status").splitlines() if line.startswith("Uid:")]
+        assert uid == [["10001"] * 4]
     # Ready because their readinessProbes passed: the API's /readyz (database and S3 reachable)
-    # and kopf's /healthz (its loop runs), on the ports the values gave them.
-    operator = release.values["operator"]
-    for component, path, ports in (
-            ("api", "/readyz", [release.values["api"]["containerPort"]]),
-            ("operator", "/healthz", [operator["livenessPort"], operator["metricsPort"]])):
+    # and kopf's /healthz (its loop runs), on the ports the chart gave them; each serves its
+    # metrics (the API on its HTTP port), as seen from inside the pod.
+    for component, path, port, metric in (
+            ("api", "/readyz", 5000, "vidconv_tasks"),
+            ("operator", "/healthz", 8080, "vidconv_operator_jobs_created_total")):
         [container] = release.pod(component)["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == path
-        assert [p["containerPort"] for p in container["ports"]] == ports
-        assert httpx.get(f"http://127.0.0.1:{ports[0]}{path}", timeout=10).status_code == 200
-    # Both serve their metrics where the values say (the API on its HTTP port).
-    for port, name in ((release.values["api"]["containerPort"], "vidconv_tasks"),
-                       (operator["metricsPort"], "vidconv_operator_jobs_created_total")):
-        metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10)
-        assert metrics.status_code == 200 and f"\n{name}" in metrics.text
+        assert container["ports"][0]["containerPort"] == port
+        metrics_port = port if component == "api" else container["ports"][1]["containerPort"]
+        fetch = ("import sys, urllib.request as u; "
+                 "print(u.urlopen(sys.argv[1], timeout=10).read().decode())")
+        assert release.exec(component, "python", "-c", fetch,
+                            f"http://127.0.0.1:{port}{path}").strip()
+        metrics = release.exec(component, "python", "-c", fetch,
+                               f"http://127.0.0.1:{metrics_port}/metrics")
+        assert f"\n{metric}" in metrics
 
 
 def _phases(cluster: Cluster, task_id: str) -> list[str]:
@@ -265,8 +274,10 @@ def test_a_rest_conversion_goes_through_the_release(
         # The helper was written for a TestClient; any httpx client does.
         api = Api(http)  # type: ignore[arg-type]
         api.signup()
-        # The operator's pod is held (SIGSTOP) while the task is created: PENDING for sure.
-        operator = release.pod("operator")["metadata"]["uid"]
+        # The operator's container is frozen (the cgroup freezer, as `ctr tasks pause`) while
+        # the task is created: PENDING for sure.
+        [operator] = [c for c, pod in cluster.containers().items()
+                      if pod == release.pod("operator")["metadata"]["name"]]
         cluster.node.pause(operator)
         try:
             task_id = api.submit(make_clip(1.0), "webm")
@@ -274,8 +285,8 @@ def test_a_rest_conversion_goes_through_the_release(
             assert api.task(task_id)["state"] == "PENDING"
             cr = cluster.task(task_id)
             assert cr is not None and cr["spec"]["format"] == "webm"
-            # The transcoder's container is held as it starts: STARTED for sure.
-            cluster.freeze()
+            # The node is cordoned: the transcoder's pod waits, the task is STARTED for sure.
+            cluster.cordon()
             cluster.node.resume(operator)
             cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
             [job] = cluster.jobs()
@@ -285,13 +296,14 @@ def test_a_rest_conversion_goes_through_the_release(
             spec = pod["spec"]
             assert spec["serviceAccountName"] == f"{FULLNAME}-transcoder"
             [container] = spec["containers"]
-            assert container["image"] == "vidconv-transcoder:0.1.0"
+            image = release.values["transcoder"]["image"]
+            assert container["image"] == f"{image['repository']}:{image['tag']}"
             assert container["imagePullPolicy"] == "IfNotPresent"
             assert container["command"][:3] == ["python", "-m", "vidconv.transcoder"]
-            cluster.wait("the node agent to run it", lambda: getattr(
-                cluster.node.running.get(pod["metadata"]["uid"]), "proc", None))
         finally:
-            cluster.thaw()  # both held processes go on
+            if cluster.node.tasks()[operator][1] == "PAUSED":
+                cluster.node.resume(operator)
+            cluster.uncordon()
         task = api.wait(task_id, timeout=120)
         assert task["state"] == "SUCCESS", task
         assert task["output_duration"] == pytest.approx(1.0, abs=0.2)
@@ -338,10 +350,9 @@ def test_an_upgrade_rolls_out_the_operator_and_keeps_the_secrets(
     new = release.pod("operator")
     assert new["metadata"]["uid"] != operator["metadata"]["uid"] and _ready(new)
     assert _env(new)["VIDCONV_JOB_BACKOFF_LIMIT"] == "4"
-    container = release.cluster.node.running[new["metadata"]["uid"]]
-    assert container.proc is not None
-    environ = Path(f"/proc/{container.proc.pid}/environ").read_bytes().split(b"\0")
-    assert b"VIDCONV_JOB_BACKOFF_LIMIT=4" in environ  # what the running operator was given
+    # What the running operator was given, read in its pod.
+    environ = release.exec("operator", "cat", "/proc/1/environ").split("\0")
+    assert "VIDCONV_JOB_BACKOFF_LIMIT=4" in environ
     # The API's pod template did not change: its pod stays.
     assert release.pod("api")["metadata"]["uid"] == api["metadata"]["uid"]
     # Generated once, kept on upgrade (the chart's `lookup`).
@@ -363,9 +374,9 @@ def test_an_upgrade_rolls_out_the_operator_and_keeps_the_secrets(
 def test_uninstall_removes_the_release_and_keeps_what_the_readme_says(release: Release) -> None:
     cluster = release.cluster
     manifest = release.manifest()
-    pods = [p["metadata"]["uid"] for p in cluster.items(release.path("Pod"))
-            if p["metadata"]["labels"].get("app.kubernetes.io/instance") == RELEASE]
-    assert pods
+    containers = [c for c, pod in cluster.containers().items()
+                  if pod.startswith(f"{FULLNAME}-api") or pod.startswith(f"{FULLNAME}-operator")]
+    assert containers
     release.config.uninstall(RELEASE, wait="watcher", timeout=TIMEOUT)
 
     kept = [(d["kind"], d["metadata"]["name"]) for d in manifest
@@ -379,7 +390,10 @@ def test_uninstall_removes_the_release_and_keeps_what_the_readme_says(release: R
         p for p in cluster.items(release.path("Pod"))
         if p["metadata"]["labels"].get("app.kubernetes.io/instance") == RELEASE])
     assert release.names("ReplicaSet") == []
-    cluster.wait("the processes ended", lambda: not set(pods) & set(cluster.node.running))
+    # The kubelet stopped their containers (stopped ones stay listed until its garbage
+    # collection, as tasks no more).
+    cluster.wait("their containers stopped", lambda: not set(containers) & {
+        c for c, (_, status) in cluster.node.tasks().items() if status == "RUNNING"})
     # Helm's own record of the release is gone too: the namespace keeps exactly the Secrets.
     assert release.names("Secret") == SECRETS
     with pytest.raises(Exception, match="not found"):

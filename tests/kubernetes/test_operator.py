@@ -1,6 +1,9 @@
 """The Kubernetes-native path end to end, on a real control plane: REST API -> ConversionTask ->
-kopf operator -> Job (the real Job controller) -> pod (run by the node agent) -> transcoder -> S3
+kopf operator -> Job (the real Job controller) -> pod (the kubelet runs the transcoder image) -> S3
 -> CR status -> database -> REST.
+
+To see a task STARTED before it ends, a test cordons the node: the Job is active (its pod waits
+unscheduled), as on a busy cluster, until it uncordons.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from vidconv.settings import Settings
 
 pytestmark = [pytest.mark.kubernetes, pytest.mark.postgres, pytest.mark.s3]
 Clip = Callable[..., Path]
+LONG = 40.0  # seconds of video whose conversion at the slow preset outlasts what a test waits
+DEADLINE = 10  # seconds: the pod starts (a few seconds), then runs past it
 
 
 def _phase(cluster: Cluster, task_id: str) -> str:
@@ -28,7 +33,7 @@ def _phase(cluster: Cluster, task_id: str) -> str:
 def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
     cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
 ) -> None:
-    cluster.freeze()
+    cluster.cordon()
     task_id = api.submit(make_clip(1.0), "webm")
     # No operator yet: the CR exists and the task waits.
     assert api.task(task_id)["state"] == "PENDING"
@@ -37,10 +42,10 @@ def test_a_rest_task_runs_as_one_job_and_its_result_downloads(
     assert cr["spec"]["input"]["key"].startswith(f"inputs/{task_id}/")
 
     operator.start()
-    # The container runs (frozen by the node agent): the Job is active, the task STARTED.
+    # The Job is active (its pod waits for the node): the task is STARTED.
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
     assert _phase(cluster, task_id) == "Running"
-    cluster.thaw()
+    cluster.uncordon()
     task = api.wait(task_id)
     assert task["state"] == "SUCCESS", task
     assert task["output_duration"] == pytest.approx(1.0, abs=0.2)
@@ -131,13 +136,13 @@ def test_a_retryable_failure_is_retried_up_to_the_backoff_limit(
 def test_an_operator_killed_during_a_job_loses_nothing_when_restarted(
     cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
 ) -> None:
-    cluster.freeze()
+    cluster.cordon()
     operator.start()
     task_id = api.submit(make_clip(1.0), "mp3")
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
     operator.kill()
     # The Job ends while no operator runs.
-    cluster.thaw()
+    cluster.uncordon()
     cluster.wait("the Job to complete", lambda: any(
         c["type"] == "Complete" for j in cluster.jobs()
         for c in (j.get("status") or {}).get("conditions") or []))
@@ -153,11 +158,11 @@ def test_an_operator_killed_during_a_job_loses_nothing_when_restarted(
 def test_deleting_a_running_task_removes_cr_job_pod_and_objects(
     cluster: Cluster, operator: Operator, api: Api, make_clip: Clip, s3_env: dict[str, str]
 ) -> None:
-    cluster.freeze()
     operator.start()
-    task_id = api.submit(make_clip(1.0), "mp3")
+    task_id = api.submit(make_clip(LONG, 640, 360), "webm", preset="quality")
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
-    [pid] = cluster.wait("the container", cluster.node.running_pids)
+    # The transcoder's container runs (a conversion of minutes).
+    [pid] = cluster.wait("the container", cluster.running_pids)
     assert _objects(s3_env, task_id)  # the uploaded input
 
     r = api.client.delete(f"/api/tasks/{task_id}", headers=api.auth)
@@ -173,7 +178,7 @@ def test_deleting_a_running_task_removes_cr_job_pod_and_objects(
 def test_kubectl_shows_format_phase_progress_and_watch_streams_changes(
     cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
 ) -> None:
-    cluster.freeze()
+    cluster.cordon()
     operator.start()
     task_id = api.submit(make_clip(1.0), "mp3")
     name = resources.cr_name(task_id)
@@ -187,7 +192,7 @@ def test_kubectl_shows_format_phase_progress_and_watch_streams_changes(
 
     watch = cluster.kubectl_popen("get", "ct", "-w", "--output-watch-events")
     try:
-        cluster.thaw()
+        cluster.uncordon()
         assert api.wait(task_id)["state"] == "SUCCESS"
         lines = cluster.read_until(watch, "Succeeded")
     finally:
@@ -220,7 +225,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie is dead too: its parent (the node agent) has not reaped it yet.
+    # A zombie is dead too: its parent (containerd's shim) has not reaped it yet.
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split()[2] != "Z"
@@ -231,13 +236,13 @@ def _alive(pid: int) -> bool:
 def test_a_database_outage_delays_the_task_row_and_warns_on_the_task(
     cluster: Cluster, operator: Operator, api: Api, make_clip: Clip, postgres: PostgresServer
 ) -> None:
-    cluster.freeze()
+    cluster.cordon()
     operator.start()
     task_id = api.submit(make_clip(1.0), "mp3")
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
     postgres.stop()
     try:
-        cluster.thaw()
+        cluster.uncordon()
         # The cluster side goes on: the CR ends, and the operator says it can't write the row.
         cluster.wait("Succeeded", lambda: _phase(cluster, task_id) == "Succeeded")
         cluster.wait("a warning", lambda: "DatabaseUnavailable" in _reasons(cluster, task_id))
@@ -276,20 +281,21 @@ def test_a_job_lost_while_its_task_runs_is_created_again(
     cluster: Cluster, operator: Operator, api: Api, make_clip: Clip
 ) -> None:
     operator.env["VIDCONV_OPERATOR_RESYNC_SECONDS"] = "1"
-    cluster.freeze()
+    cluster.cordon()
     operator.start()
     task_id = api.submit(make_clip(1.0), "mp3")
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
-    cluster.node.freeze = False  # the next pod runs through
     [job] = cluster.jobs()
     # Deleted by hand (kubectl's default, background cascade), or by its TTL while no operator
     # watched.
     r = cluster.http.delete(f"{cluster.paths['jobs']}/{job['metadata']['name']}",
                             params={"propagationPolicy": "Background"})
     assert r.status_code == 200
+    [again] = cluster.wait("a new Job", lambda: [
+        j for j in cluster.jobs() if j["metadata"]["uid"] != job["metadata"]["uid"]])
+    cluster.uncordon()
     assert api.wait(task_id)["state"] == "SUCCESS"
-    [again] = cluster.jobs()
-    assert again["metadata"]["uid"] != job["metadata"]["uid"]
+    assert [j["metadata"]["uid"] for j in cluster.jobs()] == [again["metadata"]["uid"]]
     assert "JobRecreated" in _reasons(cluster, task_id)
 
 
@@ -302,22 +308,23 @@ def test_a_conversion_past_its_deadline_fails_with_that_reason(
 
     from vidconv.api.app import create_app
 
-    cluster.freeze()  # the container never gets to finish
     operator.start()
-    settings = replace(api_settings, job_active_deadline_seconds=1)
+    settings = replace(api_settings, job_active_deadline_seconds=DEADLINE)
     with TestClient(create_app(settings)) as client:
         api = Api(client)
         api.signup()
-        task_id = api.submit(make_clip(1.0), "mp3")
+        # A conversion of minutes, given seconds.
+        task_id = api.submit(make_clip(LONG, 640, 360), "webm", preset="quality")
+        [pid] = cluster.wait("the container", cluster.running_pids)
         task = api.wait(task_id)
     assert task["state"] == "FAILURE"
-    assert "did not finish within 1 seconds" in task["error"]
+    assert f"did not finish within {DEADLINE} seconds" in task["error"]
     assert task["error_code"] == "timeout"
     status = cluster.task(task_id)["status"]  # type: ignore[index]
     assert status["reason"] == "DeadlineExceeded" and status["attempts"] == 1
     # The Job controller deleted the pod that ran past the deadline; its process is gone.
     cluster.wait("the pod to go", lambda: not cluster.pods())
-    assert cluster.node.running_pids() == []
+    cluster.wait("the container to end", lambda: not _alive(pid))
 
 
 def test_an_hls_task_runs_as_a_job_and_its_package_reads_through_the_api(

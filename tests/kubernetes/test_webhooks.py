@@ -56,7 +56,7 @@ def test_each_end_state_is_delivered_once_across_an_operator_restart_and_two_rep
     assert two.client.put("/api/account/webhook", headers=two.auth,
                           json={"callback_url": receiver.url()}).status_code == 200
 
-    cluster.freeze()
+    cluster.cordon()
     operator.start()
     done = one.submit(make_clip(1.0), "mp3")
     gone = two.submit(make_clip(1.0), "mp3")
@@ -66,7 +66,7 @@ def test_each_end_state_is_delivered_once_across_an_operator_restart_and_two_rep
     assert two.client.delete(f"/api/tasks/{gone}", headers=two.auth).status_code == 204
 
     operator.kill()
-    cluster.thaw()  # the Job ends while no operator runs: no end state, so no event yet
+    cluster.uncordon()  # the Job ends while no operator runs: no end state, so no event yet
     cluster.wait("the Job to complete", lambda: any(
         c["type"] == "Complete" for j in cluster.jobs()
         for c in (j.get("status") or {}).get("conditions") or []))
