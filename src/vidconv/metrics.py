@@ -8,9 +8,16 @@ one process, as the tests do, gets fresh metrics), and serves it in the Promethe
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Histogram,
+    disable_created_metrics,
+    start_http_server,
+)
 from prometheus_client.process_collector import ProcessCollector
 
 PREFIX = "vidconv"
@@ -27,6 +34,16 @@ def new_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     ProcessCollector(namespace=PREFIX, registry=registry)
     return registry
+
+
+def serve(address: str, registry: CollectorRegistry,
+          setting: str) -> tuple[WSGIServer, threading.Thread]:
+    """Serve ``registry`` at /metrics on ``host:port`` (IPv6 as ``[::]:9090``) from a daemon
+    thread: a port of its own, which a Service may expose and an Ingress never routes to."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"{setting} must be host:port, not {address!r}")
+    return start_http_server(int(port), host.strip("[]") or "0.0.0.0", registry=registry)
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,9 @@ class Settings:
     operator_resync_seconds: float = 60.0
     # Where the operator serves /metrics, host:port (empty: not served; the chart sets it).
     operator_metrics: str = ""
+    # Where the API serves /metrics, host:port; empty: on the API's own port (the chart sets
+    # it, so that an Ingress to the API never exposes the metrics).
+    metrics_address: str = ""
 
     # An event stream is closed after this long even if its task runs on (the client resumes
     # with Last-Event-ID): its authorisation is checked again, and connections spread over

@@ -187,3 +187,26 @@ def test_queue_depth_and_running_conversions_while_a_transcoder_is_held(
     assert done.value("vidconv_tasks", state="SUCCESS", format="webm") == 2
     assert done.value("vidconv_conversion_duration_seconds_count", format="webm",
                       state="SUCCESS") == 2
+
+
+def test_with_a_metrics_address_the_metrics_leave_the_api_port_for_their_own(
+    tmp_path: Path,
+) -> None:
+    from tests.servers import free_port
+
+    port = free_port()
+    metrics = f"http://127.0.0.1:{port}/metrics"
+    with live.running(tmp_path / "var", {"VIDCONV_METRICS_ADDRESS": f"127.0.0.1:{port}"}) as server:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            # What an Ingress to the API routes: no metrics there any more.
+            assert http.get("/metrics").status_code == 404
+            assert http.get("/healthz").status_code == 200
+        samples = scrape(metrics)
+        assert samples.get("vidconv_database_up") == 1
+        # The same registry: the API port's requests are counted on the metrics port.
+        requests = "vidconv_http_requests_total"
+        assert samples.value(requests, method="GET", route="<unmatched>", status="404") == 1
+        assert samples.value(requests, method="GET", route="/healthz", status="200") >= 1
+    # The listener ends with the server.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(metrics, timeout=5)

@@ -64,7 +64,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "metrics": {"scrapeAnnotations": True,
                     "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s",
                                        "labels": {"release": "kube-prometheus"}}},
-        "api": {"podAnnotations": {"example.com/team": "media"}, "containerPort": 8000},
+        "api": {"podAnnotations": {"example.com/team": "media"}, "containerPort": 8000,
+                "metricsPort": 9200},
         "operator": {"metricsPort": 9300},
     },
 }

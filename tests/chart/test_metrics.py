@@ -39,6 +39,29 @@ def test_the_operator_serves_metrics_behind_a_service_of_its_own(
     assert not all(api_labels.get(k) == v for k, v in service["spec"]["selector"].items())
 
 
+@pytest.mark.parametrize("values_set", ["defaults", "metrics", "external"])
+def test_the_api_serves_metrics_on_a_port_the_ingress_never_routes_to(
+    rendered: Rendered, values_set: str
+) -> None:
+    docs = rendered[values_set]
+    container = _pod(docs, "vc-vidconv-api")["spec"]["containers"][0]
+    port = _port(container, "metrics")
+    assert port == {"metrics": 9200}.get(values_set, 9090)
+    assert port != _port(container, "http")
+    assert env_of(container)["VIDCONV_METRICS_ADDRESS"] == f"0.0.0.0:{port}"
+    service = one(docs, "Service", "vc-vidconv-api")
+    ports = {p["name"]: p for p in service["spec"]["ports"]}
+    assert ports["metrics"]["targetPort"] == "metrics" and ports["metrics"]["port"] == port
+    ingresses = [i for i in find(docs, "Ingress") if i["metadata"]["name"] == "vc-vidconv-api"]
+    assert len(ingresses) == (values_set == "external")
+    for ingress in ingresses:
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                if backend["name"] == "vc-vidconv-api":
+                    assert backend["port"] == {"name": "http"}, backend
+
+
 def test_nothing_asks_to_be_scraped_by_default(rendered: Rendered) -> None:
     docs = rendered["defaults"]
     assert find(docs, "ServiceMonitor") == []
@@ -49,10 +72,10 @@ def test_nothing_asks_to_be_scraped_by_default(rendered: Rendered) -> None:
 
 def test_scrape_annotations_name_each_pods_metrics_port(rendered: Rendered) -> None:
     docs = rendered["metrics"]
-    for name, port_name in (("vc-vidconv-api", "http"), ("vc-vidconv-operator", "metrics")):
+    for name in ("vc-vidconv-api", "vc-vidconv-operator"):
         pod = _pod(docs, name)
         annotations = pod["metadata"]["annotations"]
-        port = _port(pod["spec"]["containers"][0], port_name)
+        port = _port(pod["spec"]["containers"][0], "metrics")
         assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(port)
         assert annotations["prometheus.io/path"] == "/metrics"
@@ -77,8 +100,8 @@ def test_each_service_monitor_selects_one_service_and_a_port_it_has(rendered: Re
                      if all(s["metadata"]["labels"].get(k) == v for k, v in wanted.items())]
         assert service["metadata"]["name"] == name
         [endpoint] = spec["endpoints"]
-        assert endpoint["port"] in {p["name"] for p in service["spec"]["ports"]}
-        assert endpoint == {"port": endpoint["port"], "path": "/metrics", "interval": "15s",
+        assert "metrics" in {p["name"] for p in service["spec"]["ports"]}
+        assert endpoint == {"port": "metrics", "path": "/metrics", "interval": "15s",
                             "scrapeTimeout": "5s"}
 
 

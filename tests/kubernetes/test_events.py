@@ -29,6 +29,8 @@ def _events(server: LiveServer, task_id: str, headers: dict[str, str],
             http, "GET", f"/api/tasks/{task_id}/events", headers=headers) as source:
         assert source.response.status_code == 200
         for sse in source.iter_sse():
+            if not sse.data:  # a heartbeat comment (an EventSource dispatches nothing for it)
+                continue
             seen.append((sse.event, sse.id, json.loads(sse.data)))
             if stop is not None and stop(sse.event, seen[-1][2]):
                 break

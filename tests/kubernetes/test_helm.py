@@ -238,14 +238,14 @@ def test_the_api_and_operator_pods_run_and_become_ready(release: Release) -> Non
         assert uid == [["10001"] * 4]
     # Ready because their readinessProbes passed: the API's /readyz (database and S3 reachable)
     # and kopf's /healthz (its loop runs), on the ports the chart gave them; each serves its
-    # metrics (the API on its HTTP port), as seen from inside the pod.
+    # metrics on its port "metrics", as seen from inside the pod.
     for component, path, port, metric in (
             ("api", "/readyz", 5000, "vidconv_tasks"),
             ("operator", "/healthz", 8080, "vidconv_operator_jobs_created_total")):
         [container] = release.pod(component)["spec"]["containers"]
         assert container["readinessProbe"]["httpGet"]["path"] == path
         assert container["ports"][0]["containerPort"] == port
-        metrics_port = port if component == "api" else container["ports"][1]["containerPort"]
+        [metrics_port] = [p["containerPort"] for p in container["ports"] if p["name"] == "metrics"]
         fetch = ("import sys, urllib.request as u; "
                  "print(u.urlopen(sys.argv[1], timeout=10).read().decode())")
         assert release.exec(component, "python", "-c", fetch,

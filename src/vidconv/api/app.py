@@ -30,6 +30,7 @@ from vidconv.api.routes import (
 )
 from vidconv.api.tus import expiry
 from vidconv.db.session import upgrade
+from vidconv.metrics import serve as serve_metrics
 from vidconv.settings import Settings, get_settings
 from vidconv.storage import StorageError
 
@@ -51,9 +52,17 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
         # Every API process delivers webhooks: the outbox's leases share the work out.
         await ctx.dispatcher.start()
         sweeper = asyncio.create_task(expiry.sweep_forever(ctx), name="vidconv-upload-expiry")
+        listener = (serve_metrics(ctx.settings.metrics_address, ctx.metrics.registry,
+                                  "VIDCONV_METRICS_ADDRESS")
+                    if ctx.settings.metrics_address else None)
         try:
             yield
         finally:
+            if listener is not None:
+                server, thread = listener
+                server.shutdown()
+                server.server_close()
+                thread.join()
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
@@ -67,9 +76,11 @@ def _lifespan(ctx: AppContext):  # type: ignore[no-untyped-def]
 
 def create_app(settings: Settings | None = None) -> Starlette:
     ctx = build_context(settings or get_settings())
+    # /metrics on the API's port unless it has a listener of its own.
+    metric_routes = [] if ctx.settings.metrics_address else metrics.routes
     app = Starlette(
         routes=[*auth.routes, *tasks.routes, *files.routes, *events.routes, *formats.routes,
-                *uploads.routes, *webhooks.routes, *health.routes, *metrics.routes,
+                *uploads.routes, *webhooks.routes, *health.routes, *metric_routes,
                 *docs.routes, *page.routes],
         # Outermost first: every answer gets the security headers, metrics' own included.
         middleware=[Middleware(SecurityHeaders, settings=ctx.settings),

@@ -12,6 +12,7 @@ import kopf
 
 from vidconv import logs, resources
 from vidconv.kube import POOL_SIZE
+from vidconv.metrics import serve as serve_metrics
 from vidconv.settings import Settings, get_settings
 
 # Watches end server-side after SERVER_TIMEOUT and are re-opened from the last resourceVersion;
@@ -88,7 +89,7 @@ def run(settings: Settings | None = None) -> int:
     )
 
     if settings.operator_metrics:
-        metrics.serve(settings.operator_metrics)
+        serve_metrics(settings.operator_metrics, metrics.REGISTRY, "VIDCONV_OPERATOR_METRICS")
 
     kopf.run(
         standalone=True,

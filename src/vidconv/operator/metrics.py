@@ -1,7 +1,7 @@
 """The operator's Prometheus metrics, served on ``VIDCONV_OPERATOR_METRICS`` (host:port).
 
 kopf's own HTTP server only answers its liveness probe, so the metrics get a small server of
-their own (prometheus-client's, in a daemon thread). One operator runs per process, so its
+their own (``vidconv.metrics.serve``). One operator runs per process, so its
 metrics live in one module-level registry of ours (not the process-global one).
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from prometheus_client import Counter, start_http_server
+from prometheus_client import Counter
 
 from vidconv.contract import Phase
 from vidconv.metrics import PREFIX, ConversionMetrics, new_registry
@@ -50,11 +50,3 @@ def counted(handler: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
             raise
 
     return run
-
-
-def serve(address: str) -> Any:
-    """Serve /metrics on ``host:port`` (IPv6 as ``[::]:9090``) from a daemon thread."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"VIDCONV_OPERATOR_METRICS must be host:port, not {address!r}")
-    return start_http_server(int(port), host.strip("[]") or "0.0.0.0", registry=REGISTRY)
