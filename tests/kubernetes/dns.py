@@ -30,7 +30,8 @@ PORT = 1053
 HEALTH_PORT, READY_PORT = 8080, 8181
 
 # The upstream Corefile without ``forward . /etc/resolv.conf`` (and ``prometheus``, unused here):
-# the node has no upstream resolver to forward to, so other names get SERVFAIL, never an answer.
+# the node has no upstream resolver to forward to, so other names get SERVFAIL, never an answer
+# (logged as "no next plugin found", once at start for ``loop``'s own probe).
 COREFILE = f""".:{PORT} {{
     errors
     health :{HEALTH_PORT} {{
