@@ -59,7 +59,7 @@ def image() -> str:
 
 
 def manifests(pod_image: str) -> list[dict[str, Any]]:
-    """The add-on's objects, as upstream has them (coredns/deployment: kubernetes/coredns.yaml)."""
+    """The add-on's objects, as upstream's manifest has them (coredns/deployment, kubernetes/)."""
     labels = {"k8s-app": "kube-dns"}
     meta = {"name": NAME, "namespace": NAMESPACE}
     rbac = "rbac.authorization.k8s.io/v1"
