@@ -1,5 +1,7 @@
 """A real node beside the real control plane: containerd, the kubelet, kube-proxy and the
-scheduler, running our images built from their Dockerfiles.
+scheduler, running our images built from their Dockerfiles, and CoreDNS as the cluster's DNS
+add-on (``dns.py``: a pod in kube-system behind the ``kube-dns`` Service, the kubelet's
+``clusterDNS``; it knows the cluster's names only, the node reaching no other resolver).
 
 The node lives in a network namespace of its own, joined to the host by one veth pair with a
 private /30 (host end ``host_ip``, node end ``node_ip``), and without a default route: a pod
@@ -38,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from tests.kubernetes import isolation
+from tests.kubernetes import dns, isolation
 from tests.kubernetes.controlplane import ControlPlane, Process, control_plane
 from tests.kubernetes.isolation import CgroupTree, Network, run
 from tests.servers import free_port
@@ -232,6 +234,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         cert = cp.pki.issue("kubelet", f"system:node:{self.name}", ("system:nodes",))
         serving = cp.pki.issue("kubelet-serving", f"system:node:{self.name}", server=True,
                                sans=(self.net.node_ip, self.name))
+        resolv_conf = k / "resolv.conf"
+        resolv_conf.write_text(dns.NODE_RESOLV_CONF)
         config = k / "config.yaml"
         config.write_text(yaml.safe_dump({
             "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
@@ -250,8 +254,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             "failCgroupV1": False,  # cgroup v1 here; 1.35 refuses it by default
             "failSwapOn": False,
             "podLogsDir": str(self.root / "pod-logs"),
-            "resolvConf": "",  # no cluster DNS here; pods get no resolver rather than the host's
-            "clusterDomain": "cluster.local",
+            # Pods of dnsPolicy ClusterFirst ask CoreDNS (dns.py), the others no resolver at all.
+            "clusterDNS": [dns.CLUSTER_IP], "clusterDomain": dns.DOMAIN,
+            "resolvConf": str(resolv_conf),
             "registerNode": True,
             "serializeImagePulls": False,
             "shutdownGracePeriod": "0s",
@@ -362,9 +367,14 @@ def cluster(images: Sequence[str], crd: Path) -> Iterator[Node]:
         kubectl = [str(cp.kubectl_path), "--kubeconfig", str(cp.root / "admin.kubeconfig")]
         run(*kubectl, "apply", "--server-side", "-f", str(crd))
         with node(cp, net) as n:
+            # The cluster's DNS first: its pod starts while the other images load.
+            coredns = dns.image()
+            n.load(coredns, f"docker.io/library/{pod_image(coredns)}")
+            dns.apply(kubectl, pod_image(coredns))
             for image in images:
                 n.load(image, f"docker.io/library/{pod_image(image)}")
             run(*kubectl, "wait", "--for=condition=Established", "--timeout=60s",
                  f"-f={crd}")
             n.wait_ready()
+            dns.wait_available(kubectl)
             yield n
