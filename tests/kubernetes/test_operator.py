@@ -161,7 +161,7 @@ def test_deleting_a_running_task_removes_cr_job_pod_and_objects(
     operator.start()
     task_id = api.submit(make_clip(LONG, 640, 360), "webm", preset="quality")
     cluster.wait("STARTED", lambda: api.task(task_id)["state"] == "STARTED")
-    # The transcoder's container runs (a conversion of minutes).
+    # The transcoder's container runs (a conversion of tens of seconds).
     [pid] = cluster.wait("the container", cluster.running_pids)
     assert _objects(s3_env, task_id)  # the uploaded input
 
@@ -313,7 +313,7 @@ def test_a_conversion_past_its_deadline_fails_with_that_reason(
     with TestClient(create_app(settings)) as client:
         api = Api(client)
         api.signup()
-        # A conversion of minutes, given seconds.
+        # A conversion of tens of seconds, given ten.
         task_id = api.submit(make_clip(LONG, 640, 360), "webm", preset="quality")
         [pid] = cluster.wait("the container", cluster.running_pids)
         task = api.wait(task_id)
