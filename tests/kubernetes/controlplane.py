@@ -193,9 +193,6 @@ class ControlPlane:
         path.chmod(0o600)
         return path
 
-    def client_cert(self, name: str, cn: str, *orgs: str) -> tuple[Path, Path]:
-        return self.pki.issue(name, cn, orgs)
-
     def ready(self, timeout: float = 90) -> None:
         """Wait until /readyz says yes (every post-start hook done, RBAC bootstrapped)."""
         context = self.admin_tls()

@@ -39,8 +39,6 @@ from tests.prom import Samples, scrape
 from vidconv import resources
 from vidconv.settings import Settings
 
-REPO = Path(__file__).resolve().parents[2]
-CRD = REPO / "crds" / "conversiontasks.vidconv.io.yaml"
 COMPONENTS = ("operator", "api", "transcoder")
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
 
